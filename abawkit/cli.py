@@ -1,0 +1,30 @@
+"""The ``abaw`` command line. This file only registers commands; each lives in ``commands/``."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="abaw",
+    help="ABAW toolkit: Aff-Wild2 release -> MAE + TMF models -> smoothed, validated submissions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module exposes register(app). Import order is the order in `abaw --help`.
+COMMAND_MODULES = (
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"abawkit.commands.{_name}").register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data: the official release, the synthetic release, frame tables, folds, media I/O."""

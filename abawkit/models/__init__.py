@@ -1,0 +1,1 @@
+"""Models: MAE (timm ViT blocks), task heads, TMF transformer, VGGish, checkpoint adapters."""
