@@ -16,6 +16,9 @@ app = typer.Typer(
 
 # Each module exposes register(app). Import order is the order in `abaw --help`.
 COMMAND_MODULES = (
+    "synth",
+    "prep",
+    "split",
 )
 
 for _name in COMMAND_MODULES:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 
 from abawkit.console import console
 from abawkit.errors import AbawError
@@ -35,7 +36,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             console.print(f"[yellow]skip:[/] {done}")
             return None
         except AbawError as err:
-            console.print(f"[red]error:[/] {err}", soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(err.code) from None
 
     return wrapper

@@ -1,0 +1,32 @@
+"""``abaw synth``: write a synthetic Aff-Wild2-style release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from abawkit.commands._options import DEFAULT_RECIPE, Force, Recipe, Seed, Sets, friendly
+
+
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to create (the release root).")],
+    videos: Annotated[Optional[int], typer.Option(help="Number of annotation names (videos).")] = None,
+    frames: Annotated[Optional[int], typer.Option(help="Frames per video.")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Face crop size in pixels.")] = None,
+    seed: Seed = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+    set_: Sets = None,
+    force: Force = False,
+) -> None:
+    """Write a synthetic release in the official Aff-Wild2 layout (faces, labels, mp4 with audio)."""
+    from abawkit.config import load_config
+    from abawkit.stages import synth as stage
+
+    cfg = load_config(stage.SynthConfig, "synth", recipe, set_, videos=videos, frames=frames, size=size, seed=seed)
+    stage.run(cfg, out, force=force)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(friendly(synth))

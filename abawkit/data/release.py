@@ -1,0 +1,226 @@
+"""Read an official-layout release (SPEC section 2) into the prep frame and video tables.
+
+Pure library code: it reads the release folder and returns DataFrames; ``stages/prep.py`` writes
+them. Annotation files are parsed in bulk (all files of a task concatenated and parsed by one
+pandas C-parser call); a slow per-line scan runs only to locate an error for the message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from abawkit.errors import AbawError, where
+from abawkit.labels import TASKS, TaskSpec, task_for_folder
+
+SPLIT_FOLDERS = {"Train_Set": "train", "Validation_Set": "val"}
+OTHER_FOLDERS = {"cropped_aligned", "cropped", "videos", "names_of_videos_in_each_test_set", "test_ground_truth"}
+TEST_LIST_RE = re.compile(r"^(Action_Unit|Expression|Valence_Arousal)\w*_test_set_release\.txt$")
+TEST_LIST_TASK = {"Action_Unit": "au", "Expression": "expr", "Valence_Arousal": "va"}
+TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA)_test_set_(example|sample)\w*\.txt$")
+PAIR_RE = re.compile(r"_(left|right)$")
+
+
+@dataclass
+class Annotations:
+    """All annotation files of one task: names [F], roles [F], lengths [F], values [sum(lengths), C]."""
+
+    spec: TaskSpec
+    files: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+
+
+def source_key(name: str) -> str:
+    """``video7_left`` / ``video7_right`` -> ``video7`` (the media file they share)."""
+    return PAIR_RE.sub("", name)
+
+
+def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
+    """{task: [(name, role, path)]} from ``<Challenge>/<Train_Set|Validation_Set>/*.txt``."""
+    if not root.is_dir():
+        raise AbawError(f"{root}: release folder not found")
+    found: dict[str, list[tuple[str, str, Path]]] = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in OTHER_FOLDERS):
+        has_sets = any((d / s).is_dir() for s in SPLIT_FOLDERS)
+        if not has_sets and not re.search(r"(Challenge|_Set)$", d.name):
+            continue
+        spec = task_for_folder(d.name)
+        if spec is None:
+            raise AbawError(f"{d}: unknown challenge folder (expected one of "
+                            f"{', '.join(s.challenge for s in TASKS.values())} or an older alias)")
+        if not has_sets:
+            raise AbawError(f"{d}: missing Train_Set/ and Validation_Set/ folders")
+        files = found.setdefault(spec.name, [])
+        for sub, role in SPLIT_FOLDERS.items():
+            if (d / sub).is_dir():
+                files += [(p.stem, role, p) for p in sorted((d / sub).glob("*.txt"))]
+    if not found:
+        raise AbawError(f"{root}: no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) found")
+    return found
+
+
+def read_annotations(spec: TaskSpec, items: list[tuple[str, str, Path]]) -> Annotations:
+    """Check headers, parse every file of a task in one pandas call, check values; errors name file:line."""
+    want = list(spec.names)
+    bodies, lengths = [], []
+    for name, _, path in items:
+        head, _, body = path.read_bytes().partition(b"\n")
+        got = [h.strip() for h in head.decode(errors="replace").strip().rstrip(",").split(",")]
+        if got != want:
+            raise AbawError(f"{where(path, 1, 'header')}: expected {','.join(want)!r}, got {','.join(got)!r}")
+        body = body.rstrip()
+        lengths.append(body.count(b"\n") + 1 if body else 0)
+        bodies.append(body + b"\n" if body else b"")
+    ann = Annotations(spec, [p for *_, p in items], [n for n, *_ in items], [r for _, r, _ in items],
+                      np.asarray(lengths, np.int64))
+    dup = pd.Series(ann.names)[pd.Series(ann.names).duplicated()]
+    if len(dup):
+        raise AbawError(f"{spec.challenge}: video {dup.iloc[0]} is annotated twice (Train_Set and Validation_Set)")
+    try:
+        df = pd.read_csv(io.BytesIO(b"".join(bodies)), header=None, names=range(len(spec.label_columns)), dtype=np.float64,
+                         skip_blank_lines=False, engine="c")
+        values = df.to_numpy()
+    except (ValueError, pd.errors.ParserError):
+        values = None
+    if values is None or np.isnan(values).any():
+        _locate_parse_error(ann)
+    ann.values = values.astype(np.float32)  # [N, C]
+    _check_range(ann)
+    return ann
+
+
+def _locate_parse_error(ann: Annotations) -> None:
+    """Slow path, only after the bulk parse failed: find the first bad line and raise."""
+    ncol = len(ann.spec.label_columns)
+    for path in ann.files:
+        for k, line in enumerate(path.read_text(errors="replace").rstrip().splitlines()[1:], start=2):
+            cells = line.strip().split(",")
+            if len(cells) != ncol:
+                raise AbawError(f"{where(path, k)}: wrong column count: expected {ncol}, got {len(cells)}")
+            for col, cell in zip(ann.spec.label_columns, cells):
+                try:
+                    if np.isnan(float(cell)):
+                        raise ValueError
+                except ValueError:
+                    raise AbawError(f"{where(path, k, col)}: non-numeric value {cell.strip()!r}") from None
+    raise AbawError(f"{ann.spec.challenge}: could not parse the annotation files")
+
+
+def _check_range(ann: Annotations) -> None:
+    """AU in {-1,0,1}; EXPR integer in -1..7; VA in [-1,1] or the invalid value -5."""
+    v, spec = ann.values, ann.spec
+    if spec.kind == "multilabel":
+        ok = np.isin(v, (-1, 0, 1))
+        rule = "must be -1, 0 or 1"
+    elif spec.kind == "multiclass":
+        ok = (v == np.round(v)) & (v >= -1) & (v < len(spec.names))
+        rule = f"must be an integer in -1..{len(spec.names) - 1}"
+    else:
+        ok = ((v >= -1) & (v <= 1)) | (v == spec.invalid)
+        rule = f"must be in [-1, 1] or {spec.invalid:g}"
+    if ok.all():
+        return
+    row, col = np.argwhere(~ok)[0]
+    starts = np.concatenate([[0], np.cumsum(ann.lengths)])
+    f = int(np.searchsorted(starts, row, side="right") - 1)
+    line = int(row - starts[f]) + 2  # line 1 is the header
+    name = spec.label_columns[col]
+    raise AbawError(f"{where(ann.files[f], line, name)}: label {v[row, col]:g} out of range ({rule})")
+
+
+def test_names(root: Path) -> dict[str, list[str]]:
+    """{task: [video names]} from ``names_of_videos_in_each_test_set/*_test_set_release.txt``."""
+    folder = root / "names_of_videos_in_each_test_set"
+    out: dict[str, list[str]] = {}
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.txt")):
+            m = TEST_LIST_RE.match(p.name)
+            if m:
+                names = [n.strip() for n in p.read_text().splitlines() if n.strip()]
+                out[TEST_LIST_TASK[m.group(1)]] = names
+    return out
+
+
+def template_counts(root: Path) -> dict[str, int]:
+    """Frames to predict per test video, from the submission templates (rows ``video/00001.jpg``)."""
+    folder = root / "names_of_videos_in_each_test_set"
+    counts: dict[str, int] = {}
+    for p in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+        if TEMPLATE_RE.search(p.name):
+            loc = pd.read_csv(p, usecols=[0], dtype=str).iloc[:, 0].str.rsplit("/", n=1, expand=True)
+            for name, n in loc.groupby(0)[1].size().items():
+                counts[name] = max(counts.get(name, 0), int(n))
+    return counts
+
+
+def find_videos(root: Path) -> dict[str, Path]:
+    """{stem: media file} for every video under ``videos/`` (batch subfolders allowed)."""
+    folder = root / "videos"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p.resolve() for p in sorted(folder.rglob("*")) if p.suffix.lower() in
+            (".mp4", ".avi", ".mkv", ".mov", ".webm")}
+
+
+def list_crops(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """1-based frame indices [K] (sorted) and file names of the ``NNNNN.jpg`` crops in ``folder``."""
+    names = [n for n in os.listdir(folder) if n[:-4].isdigit() and n.lower().endswith((".jpg", ".png"))]
+    idx = np.array([int(n[:-4]) for n in names], np.int64)
+    order = np.argsort(idx, kind="stable")
+    return idx[order], [names[i] for i in order]
+
+
+def build_frames(n_frames: dict[str, int], crops: dict[str, tuple[str, np.ndarray, list[str]]],
+                 anns: dict[str, Annotations], tests: dict[str, list[str]]) -> pd.DataFrame:
+    """The frame table (see ``data/tables.py``): one row per frame of every video in ``n_frames``.
+
+    ``crops[name] = (folder, frame indices [K], file names)``; annotation line k+1 <-> frame k.
+    """
+    names = sorted(n_frames)
+    n = np.array([n_frames[v] for v in names], np.int64)  # [V]
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]])
+    pos = {v: i for i, v in enumerate(names)}
+    vid = np.repeat(np.arange(len(names)), n)  # [N] video code per row
+    frame = np.arange(n.sum()) - starts[vid] + 1
+    crop = np.full(n.sum(), None, dtype=object)
+    for v, (folder, idx, files) in crops.items():
+        keep = idx <= n_frames[v]
+        crop[starts[pos[v]] + idx[keep] - 1] = [f"{folder}/{f}" for f, k in zip(files, keep) if k]
+    df = pd.DataFrame({"video": np.asarray(names, dtype=object)[vid], "frame": frame.astype(np.int32), "crop": crop})
+    df["fill_frame"] = nearest_filled(vid, frame, crop != None)  # noqa: E711 (element-wise)
+    for t, spec in TASKS.items():
+        cols = spec.label_columns
+        vals = np.full((len(df), len(cols)), spec.invalid, np.float32)
+        split = np.full(len(names), "none", dtype=object)
+        a = anns.get(t)
+        if a is not None and len(a.names):
+            fstart = np.concatenate([[0], np.cumsum(a.lengths)[:-1]])
+            fvid = np.array([pos[x] for x in a.names])
+            rows = np.repeat(starts[fvid] - fstart, a.lengths) + np.arange(a.lengths.sum())
+            vals[rows] = a.values
+            split[fvid] = a.roles
+        split[[pos[x] for x in tests.get(t, []) if x in pos]] = "test"
+        dtype = np.int8 if spec.kind != "regression" else np.float32
+        for j, c in enumerate(cols):
+            df[c] = vals[:, j].astype(dtype)
+        df[f"split_{t}"] = split[vid]
+    return df
+
+
+def nearest_filled(vid: np.ndarray, frame: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Per row, the nearest frame of the same video with ``has`` (ties -> earlier), or -1: [N] int32."""
+    marked = pd.Series(np.where(has, frame, np.nan))
+    prev = marked.groupby(vid).ffill().to_numpy()
+    nxt = marked.groupby(vid).bfill().to_numpy()
+    use_prev = ~np.isnan(prev) & (np.isnan(nxt) | (frame - prev <= nxt - frame))
+    out = np.where(use_prev, prev, nxt)
+    return np.where(np.isnan(out), -1, out).astype(np.int32)

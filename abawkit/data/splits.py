@@ -1,0 +1,94 @@
+"""Cross-validation folds by video, balanced for rare labels (``abaw split``, run at the end of prep).
+
+Per task, the train+val videos are grouped by source (``x_left``/``x_right`` stay together) and
+dealt into ``n_folds`` folds. The ``stratified`` method deals the groups richest in rare labels
+first, each to the fold whose label counts stay closest to an even share (greedy iterative
+stratification); ``random`` is the plain random split it is compared against. Fold 0 (the
+official split) is not stored: it comes from the ``split_<task>`` columns of the frame table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from abawkit.errors import AbawError
+from abawkit.labels import TASKS
+from abawkit.data.release import source_key
+
+RARE = {"au": ("AU15", "AU23", "AU24"), "expr": ("Anger", "Disgust", "Fear"), "va": ()}
+
+
+def group_counts(frames: pd.DataFrame, task_name: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Per source group of train+val videos: labelled frames and rare-label frames [G, 1 + R];
+    and the group of each video."""
+    spec = TASKS[task_name]
+    sub = frames[frames[f"split_{task_name}"].isin(("train", "val"))]
+    if sub.empty:
+        return pd.DataFrame(), pd.Series(dtype=object)
+    if spec.kind == "multiclass":
+        cols = {c: sub["EXPR"] == spec.names.index(c) for c in RARE[task_name]}
+        labelled = sub["EXPR"] != spec.invalid
+    else:
+        cols = {c: sub[c] == 1 for c in RARE[task_name]}
+        labelled = sub[spec.label_columns[0]] != spec.invalid
+    data = pd.DataFrame({"frames": labelled, **cols}).astype(np.int64)
+    data["group"] = sub["video"].map(source_key).to_numpy()
+    video_group = sub.groupby("video", sort=True)["video"].first().map(source_key)
+    return data.groupby("group", sort=True).sum(), video_group
+
+
+def assign(counts: np.ndarray, n_folds: int, seed: int, method: str = "stratified") -> np.ndarray:
+    """Fold (1..n_folds) per group given its counts [G, K] (column 0 = all labelled frames)."""
+    rng = np.random.default_rng(seed)
+    g = len(counts)
+    if method == "random":
+        return rng.permutation(np.arange(g) % n_folds) + 1
+    if method != "stratified":
+        raise AbawError(f"split method must be 'stratified' or 'random', got {method!r}")
+    x = np.concatenate([counts, np.ones((g, 1))], axis=1).astype(np.float64)  # + one column: #groups
+    target = np.maximum(x.sum(axis=0) / n_folds, 1e-9)  # [K+1] even share per fold
+    share = x / target  # [G, K+1]
+    order = rng.permutation(g)
+    order = order[np.argsort(-share[order, 1:-1].max(axis=1, initial=0) - 1e-3 * share[order, 0], kind="stable")]
+    load = np.zeros((n_folds, x.shape[1]))  # [F, K+1] relative load per fold
+    fold = np.zeros(g, np.int64)
+    for i in order:
+        cost = ((load + share[i] - 1) ** 2 - (load - 1) ** 2).sum(axis=1)  # [F] added squared deviation
+        best = int(np.flatnonzero(cost == cost.min())[0])
+        load[best] += share[i]
+        fold[i] = best + 1
+    return fold
+
+
+def make_splits(frames: pd.DataFrame, n_folds: int = 5, seed: int = 0, method: str = "stratified") -> pd.DataFrame:
+    """``splits.parquet`` rows (video, task, fold) for every task with train+val videos."""
+    out = []
+    for t in TASKS:
+        counts, video_group = group_counts(frames, t)
+        if counts.empty:
+            continue
+        fold = pd.Series(assign(counts.to_numpy(), n_folds, seed, method), index=counts.index)
+        out.append(pd.DataFrame({"video": video_group.index.to_numpy(), "task": t,
+                                 "fold": fold.loc[video_group.to_numpy()].to_numpy().astype(np.int8)}))
+    if not out:
+        return pd.DataFrame({"video": pd.Series([], dtype=object), "task": pd.Series([], dtype=object),
+                             "fold": pd.Series([], dtype=np.int8)})
+    return pd.concat(out, ignore_index=True)
+
+
+def fold_counts(frames: pd.DataFrame, splits: pd.DataFrame, task_name: str) -> pd.DataFrame:
+    """Labelled and rare-label frame counts per fold [n_folds, 1 + R] (the balance report)."""
+    counts, video_group = group_counts(frames, task_name)
+    s = splits[splits["task"] == task_name]
+    group_fold = s.assign(group=s["video"].map(source_key)).groupby("group")["fold"].first()
+    return counts.groupby(group_fold.reindex(counts.index).to_numpy()).sum().rename_axis("fold")
+
+
+def imbalance(per_fold: pd.DataFrame) -> float:
+    """Mean over the rare columns of (max - min) / mean of the per-fold counts (0 = perfectly even)."""
+    rare = per_fold.drop(columns="frames")
+    if rare.empty:
+        rare = per_fold
+    spread = (rare.max() - rare.min()) / rare.mean().clip(lower=1e-9)
+    return float(spread.mean())

@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny synthetic release and a prepared workspace, built once per session.
+
+Both are read-only for tests: copy them (``shutil.copytree``) before changing anything.
+``synth_release``: 10 annotation names (one ``_left``/``_right`` pair, one video without a crop
+folder), 60 frames at 30 fps, 64 px crops, seed 0. ``prep_workspace``: a workdir whose ``prep/``
+stage (frames, videos, splits, audio, crops) was made from it with the demo recipe at size 64.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY = {"videos": 10, "frames": 60, "size": 64, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synth_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from abawkit.stages.synth import SynthConfig, run
+
+    out = tmp_path_factory.mktemp("synth") / "release"
+    run(SynthConfig(**TINY), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prep_workspace(synth_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from abawkit.stages.prep import PrepConfig, run
+
+    workdir = tmp_path_factory.mktemp("work")
+    run(PrepConfig(release=str(synth_release), size=TINY["size"]), workdir)
+    return workdir
