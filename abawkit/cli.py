@@ -19,6 +19,11 @@ COMMAND_MODULES = (
     "synth",
     "prep",
     "split",
+    "evaluate",
+    "ensemble",
+    "smooth",
+    "submit",
+    "validate",
 )
 
 for _name in COMMAND_MODULES:

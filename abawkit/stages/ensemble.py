@@ -1,0 +1,70 @@
+"""``abaw ensemble``: average fold prediction files into one (optionally weighted by validation scores).
+
+Reads prediction files (``abawkit/predictions.py``) and, for ``--val`` weighting, the prep
+workspace labels. Writes the averaged file to ``--out``, or the stage ``<workdir>/ensemble/<task>/``
+(``<split>.parquet`` + manifest) that ``abaw submit`` picks up by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from abawkit.errors import AbawError
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    seed: int = 0
+    weights: tuple[float, ...] = ()  # one per file; empty = equal (or validation scores with --val)
+
+
+@dataclass(frozen=True)
+class EnsembleRun:
+    """What the stage's result depends on (config + input file hashes)."""
+
+    cfg: EnsembleConfig
+    preds: tuple[str, ...]
+
+
+def val_weights(workdir: Path, val_preds: Sequence[Path], task_name: str) -> list[float]:
+    """Each fold's validation score (its own metric on prep labels), used as its weight."""
+    from abawkit.stages.evaluate import evaluate_predictions
+
+    return [evaluate_predictions(workdir, p, task_name)["score"] for p in val_preds]
+
+
+def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | None = None,
+        val_preds: Sequence[Path] = (), force: bool = False) -> Path:
+    from abawkit.console import console, table
+    from abawkit.ensemble import average
+    from abawkit.predictions import read_predictions, write_predictions
+    from abawkit.runs import stage
+
+    from abawkit.stages.smooth import hash_inputs
+
+    hashes = hash_inputs([*preds, *val_preds])
+    loaded = [read_predictions(p) for p in preds]
+    weights = list(cfg.weights)
+    if val_preds:
+        if len(val_preds) != len(preds):
+            raise AbawError(f"--val needs one validation file per prediction file ({len(val_preds)} vs {len(preds)})")
+        weights = val_weights(workdir, val_preds, loaded[0].task.name)
+    ens = average(loaded, [str(p) for p in preds], weights)
+    shown = weights or [1.0] * len(preds)
+    console.print(table(f"ensemble of {len(preds)} {ens.task.name} files", ["file", "fold", "weight"],
+                        [(str(p), lp.fold, float(w)) for p, lp, w in zip(preds, loaded, shown)]))
+    if out is not None:
+        write_predictions(out, ens)
+        console.print(f"wrote {out} ({len(ens.df)} frames)")
+        return out
+    key = EnsembleRun(cfg, hashes)
+    with stage(workdir, f"ensemble/{ens.task.name}", key, seed=cfg.seed, force=force) as run_:
+        for i, p in enumerate(preds):
+            run_.add_input(f"pred{i}", p)
+        write_predictions(run_.add_output(f"{ens.split}.parquet"), ens)
+        run_.metrics = {"n_files": len(preds), "weights": shown, "frames": len(ens.df)}
+        path = run_.final_dir / f"{ens.split}.parquet"
+    console.print(f"wrote {path} ({len(ens.df)} frames)")
+    return path

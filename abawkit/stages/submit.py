@@ -1,0 +1,93 @@
+"""``abaw submit``: test predictions -> the official submission file(s) + a zip, validated.
+
+Reads the (ensembled) test predictions (default: the ``ensemble/<track>`` stage), the smoothing
+policy (default: the ``smooth/<track>`` stage if it ran) and the test frames (a template file, which
+is the authority, or the prep workspace). Fills frames without a face from the nearest predicted
+frame, smooths per video with the policy, thresholds (AU) / takes the argmax (EXPR) / clips (VA),
+writes ``<out>/<name>/`` (``submission.json`` records what went in) and validates the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from abawkit.errors import AbawError
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    seed: int = 0
+    edition: str = "abaw5"
+    name: str = "abawkit"  # folder under the submissions folder
+    zip: bool = True
+
+
+def _default_pred(workdir: Path, track: str) -> Path:
+    from abawkit.runs import load_stage
+
+    st = load_stage(workdir, f"ensemble/{track}", hint=f"abaw ensemble --task {track} FOLD_TEST_PREDS... (or pass --pred)")
+    return Path(st["dir"]) / "test.parquet"
+
+
+def _default_policy(workdir: Path, track: str) -> dict | None:
+    from abawkit.console import console
+    from abawkit.runs import read_json
+
+    path = workdir / "smooth" / track / "policy.json"
+    if (workdir / "smooth" / track / "manifest.json").exists():
+        return read_json(path)
+    console.print(f"[yellow]note:[/] no {path}; submitting without smoothing (threshold 0.5)")
+    return None
+
+
+def expected_frames(workdir: Path, spec, template: Path | None):
+    from abawkit import submission as sub
+
+    if template is not None:
+        return sub.read_template(template)
+    from abawkit.data.tables import load_prep
+
+    return sub.expected_from_frames(load_prep(workdir).frames, spec)
+
+
+def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, policy: Path | None = None,
+        template: Path | None = None, out: Path = Path("submissions")) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    from abawkit import postprocess as pp
+    from abawkit import submission as sub
+    from abawkit.console import console
+    from abawkit.labels import task
+    from abawkit.predictions import read_predictions
+    from abawkit.runs import read_json, sha256_file, write_json
+
+    spec = task(track)
+    sub.edition(cfg.edition)
+    pred = pred or _default_pred(workdir, spec.name)
+    if not pred.is_file():
+        raise AbawError(f"{pred}: file not found")
+    pol = read_json(policy) if policy else _default_policy(workdir, spec.name)
+    if pol and pol.get("task", spec.name) != spec.name:
+        raise AbawError(f"{policy}: policy is for task {pol['task']}, not {spec.name}")
+    expected = expected_frames(workdir, spec, template)
+    rows = pd.DataFrame({"video": np.repeat(list(expected), [len(f) for f in expected.values()]),
+                         "frame": np.concatenate(list(expected.values()))})
+    p = read_predictions(pred, spec.name)
+    x = pp.fill_missing(p.df, rows, spec.pred_columns).T  # [C, N]
+    smoothed = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), pol)
+    outputs = pp.decide(smoothed.T, spec, pol)
+    folder = out / cfg.name
+    path = sub.write_submission(folder, spec, rows, outputs, cfg.edition)
+    problems = sub.validate(path, spec, expected, cfg.edition)
+    if problems:
+        raise AbawError(f"written submission failed validation: {problems[0]} (+{len(problems) - 1} more)")
+    tag = sub.TRACK_TAGS[spec.name]
+    zipped = sub.zip_submission(path, folder / f"{cfg.name}_{tag}.zip") if cfg.zip else None
+    write_json(folder / f"submission_{tag}.json", {
+        "track": spec.name, "edition": cfg.edition, "file": str(path), "zip": str(zipped) if zipped else None,
+        "predictions": {"path": str(pred), "sha256": sha256_file(pred)}, "policy": pol,
+        "template": str(template) if template else None, "summary": sub.summary(spec, expected)})
+    console.print(f"[green]OK[/] {path} ({sub.summary(spec, expected)})" + (f"; zip: {zipped}" if zipped else ""))
+    return path

@@ -1,0 +1,33 @@
+"""``abaw validate``: check a submission against the test videos and frame counts.
+
+Reads the submission (file, or folder for the abaw3 edition) and the expected frames from a template
+file or the prep workspace. Prints every problem as ``file:line: message``; writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_SHOWN = 200
+
+
+def run(path: Path, track: str, workdir: Path, template: Path | None = None, edition: str = "abaw5") -> int:
+    """Returns the number of problems (0 = valid)."""
+    from abawkit import submission as sub
+    from abawkit.console import console
+    from abawkit.labels import task
+    from abawkit.stages.submit import expected_frames
+
+    spec = task(track)
+    sub.edition(edition)
+    expected = expected_frames(workdir, spec, template)
+    problems = sub.validate(path, spec, expected, edition)
+    for p in problems[:MAX_SHOWN]:
+        console.print(p, soft_wrap=True, markup=False)
+    if len(problems) > MAX_SHOWN:
+        console.print(f"... and {len(problems) - MAX_SHOWN} more")
+    if problems:
+        console.print(f"[red]INVALID[/] {path}: {len(problems)} problem(s)")
+    else:
+        console.print(f"[green]OK[/] {path}: {sub.summary(spec, expected)}")
+    return len(problems)
