@@ -19,11 +19,18 @@ COMMAND_MODULES = (
     "synth",
     "prep",
     "split",
+    "pretrain",
+    "finetune",
+    "extract",
+    "train",
     "evaluate",
     "ensemble",
     "smooth",
     "submit",
     "validate",
+    "report",
+    "predict",
+    "demo",
 )
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,70 @@
+"""``abaw extract vision`` and ``abaw extract audio``: per-frame feature stores for TMF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+
+extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audio models) into the feature store.",
+                          no_args_is_help=True)
+
+
+@extract_app.command("vision")
+@friendly
+def vision(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    recipe: Recipe = DEFAULT_RECIPE,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Encoder checkpoint file (else the finetune stage's best.pt).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Use finetune/<task>/fold<N>/best.pt (au, expr, va).")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Fold of the finetune stage to use.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Extractor name (default mae-<task> or mae).")] = None,
+    pool: Annotated[Optional[str], typer.Option(help="Embedding: cls token or mean of patch tokens.")] = None,
+    sets: Sets = None,
+    seed: Seed = None,
+    force: Force = False,
+) -> None:
+    """Encode every face crop with a (fine-tuned) ViT; frames without a face take their fill frame's feature."""
+    from abawkit.config import load_config
+    from abawkit.stages.extract import ExtractConfig, run_vision
+
+    over = {"checkpoint": str(checkpoint) if checkpoint else None, "task": task, "fold": fold, "name": name, "pool": pool}
+    sets = list(sets or []) + [f"vision.{k}={_toml(v)}" for k, v in over.items() if v is not None]
+    cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
+    run_vision(workdir, cfg, force=force)
+
+
+@extract_app.command("audio")
+@friendly
+def audio(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    recipe: Recipe = DEFAULT_RECIPE,
+    model: Annotated[Optional[str], typer.Option(help="fbank | hubert | wav2vec2 | vggish.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="transformers folder (hubert/wav2vec2) or VGGish .pt.")] = None,
+    layer: Annotated[Optional[int], typer.Option(help="Hidden layer of hubert/wav2vec2 (-1 = last).")] = None,
+    sets: Sets = None,
+    seed: Seed = None,
+    force: Force = False,
+) -> None:
+    """Audio features resampled to the video frame times (frame i at (i-1)/fps), plus an audio-present flag."""
+    from abawkit.config import load_config
+    from abawkit.stages.extract import ExtractConfig, run_audio
+
+    over = {"model": model, "checkpoint": str(checkpoint) if checkpoint else None, "layer": layer}
+    sets = list(sets or []) + [f"audio.{k}={_toml(v)}" for k, v in over.items() if v is not None]
+    cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
+    run_audio(workdir, cfg, force=force)
+
+
+def _toml(value: object) -> str:
+    """A CLI value as a TOML literal for ``--set``."""
+    import json
+
+    return json.dumps(value)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(extract_app, name="extract")

@@ -1,0 +1,60 @@
+"""``abaw train tmf``: train the temporal multi-modal fusion transformer on extracted features."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+
+train_app = typer.Typer(help="Train models on extracted features.", no_args_is_help=True)
+
+
+@train_app.command("tmf")
+@friendly
+def tmf(
+    task: Annotated[str, typer.Option(help="au | expr | va.")],
+    fold: Annotated[str, typer.Option(help="0 = official split, 1..5 = CV folds, all = 0..5 in turn.")] = "0",
+    features: Annotated[Optional[str], typer.Option(help="Comma-separated feature stores, e.g. mae,hubert,vggish.")] = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    recipe: Recipe = DEFAULT_RECIPE,
+    sets: Sets = None,
+    seed: Seed = None,
+    force: Force = False,
+) -> None:
+    """Clips of K frames over concatenated features -> Transformer encoder -> per-frame predictions."""
+    from abawkit.config import load_config
+    from abawkit.console import console, table
+    from abawkit.data.tables import N_FOLDS
+    from abawkit.errors import AbawError
+    from abawkit.labels import task as task_spec
+    from abawkit.runs import StageDone
+    from abawkit.stages.tmf import TMFConfig, run
+
+    spec = task_spec(task)
+    if fold == "all":
+        folds = list(range(N_FOLDS + 1))
+    elif fold.isdigit():
+        folds = [int(fold)]
+    else:
+        raise AbawError(f"--fold must be 0..{N_FOLDS} or all, got {fold!r}")
+    sets = list(sets or [])
+    if features is not None:
+        names = [f.strip() for f in features.split(",") if f.strip()]
+        sets.append(f"features.{spec.name}={names!r}".replace("'", '"'))
+    rows = []
+    for f in folds:
+        cfg = load_config(TMFConfig, "tmf", recipe, sets, seed=seed, task=spec.name, fold=f)
+        try:
+            metrics = run(workdir, cfg, force=force)
+        except StageDone as done:
+            console.print(f"[yellow]skip:[/] {done}")
+            continue
+        rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
+    if rows:
+        console.print(table(f"TMF {spec.name} ({spec.metric})", ["fold", "val", "best epoch"], rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")

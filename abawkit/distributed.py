@@ -1,0 +1,76 @@
+"""torch.distributed set-up from ``torchrun`` environment variables (RANK, WORLD_SIZE, LOCAL_RANK).
+
+Without those variables everything runs as a single process (rank 0 of 1). Backend: nccl on CUDA,
+gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def info() -> DistInfo:
+    """Rank and world size of an initialised process group (or from the env), else 0 of 1."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Initialise the process group when launched by torchrun; pick this rank's device."""
+    want_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    env = info()
+    if env.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+    env = info()
+    if want_cuda:
+        torch.cuda.set_device(env.local_rank)
+        return env, torch.device("cuda", env.local_rank)
+    return env, torch.device("cpu")
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_object(obj: object, src: int = 0) -> object:
+    """Send a picklable object from ``src`` to every rank (identity without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_reduce_mean(value: float, device: torch.device) -> float:
+    """Average a scalar over ranks (for logging)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,367 @@
+"""The one training loop every training stage shares (MAE pre-training, fine-tuning, TMF).
+
+``fit(model, loss_fn, dataset, cfg, ...)`` trains ``model`` by minimising ``loss_fn(model, batch)``
+over ``dataset`` with:
+
+- AdamW (no weight decay on biases, norms, position embeddings and tokens), linear warm-up then
+  cosine decay, per optimizer step; gradient accumulation (``accum_steps`` micro-batches per step;
+  the effective batch is ``batch_size * accum_steps * world_size``); optional gradient clipping;
+- bf16 autocast on CUDA; DistributedDataParallel + a distributed sampler when a process group is
+  initialised (``abawkit.distributed.setup`` under ``torchrun``);
+- exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
+  the RNG states of python/numpy/torch (one small ``.rankN`` file per extra rank). The data order is
+  a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch, index), so
+  a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
+- an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is
+  in eval mode under ``torch.no_grad``); ``on_best(model, record)`` is called when the score improves;
+- JSON lines through ``run.log`` (a ``runs.StageRun``): ``train`` every ``log_every`` steps,
+  ``epoch`` after each epoch.
+
+The dataset is passed (not a loader) so the engine owns the sampler, which is what makes resume exact.
+``batch`` is whatever the DataLoader yields (with ``collate_fn``), moved to the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
+
+from abawkit import distributed
+from abawkit.errors import AbawError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every training stage (a ``[train]`` table in recipes)."""
+
+    epochs: int = 1
+    max_steps: int = 0  # optimizer steps; 0 = epochs * steps per epoch
+    batch_size: int = 64  # per rank and micro-step
+    accum_steps: int = 1
+    lr: float = 1e-3
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple[float, ...] = (0.9, 0.95)
+    warmup_epochs: float = 0.0
+    clip_grad: float = 0.0  # 0 = off
+    num_workers: int = 0
+    checkpoint_every: int = 0  # optimizer steps; 0 = only at epoch ends
+    log_every: int = 10
+    amp: bool = True  # bf16 autocast (CUDA only)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads of this process; 0 = torch's default
+
+
+@dataclass
+class FitResult:
+    steps: int
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    best: dict | None = None  # the best epoch record (by eval score)
+
+
+# ----------------------------------------------------------------------------- data order
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % (2**63 - 1)
+
+
+class ResumableSampler(DistributedSampler):
+    """Distributed shuffling by (seed, epoch) that can start part-way into an epoch.
+
+    Yields ``(index, item_seed)`` keys; ``SeededDataset`` seeds the RNGs with ``item_seed``.
+    """
+
+    def __init__(self, dataset: Dataset, world: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def start(self, epoch: int, skip: int) -> None:
+        self.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):  # type: ignore[override]
+        indices = list(super().__iter__())[self.skip:]
+        return iter([(i, item_seed(self.seed, self.epoch, i)) for i in indices])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so each item's random augmentation depends only on its key's seed."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        in_main = get_worker_info() is None
+        saved = rng_state() if in_main else None
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            return self.dataset[index]
+        finally:
+            if saved is not None:
+                set_rng_state(saved)
+
+
+def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, info: distributed.DistInfo,
+                collate_fn: Callable | None = None, pin: bool = False) -> tuple[DataLoader, ResumableSampler]:
+    """Training DataLoader with a resumable sampler; workers decode/augment, memory pinned on CUDA."""
+    sampler = ResumableSampler(dataset, info.world, info.rank, seed)
+    loader = DataLoader(
+        SeededDataset(dataset), batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+        num_workers=cfg.num_workers, pin_memory=pin, persistent_workers=cfg.num_workers > 0,
+        collate_fn=collate_fn, generator=torch.Generator().manual_seed(seed),  # keeps global RNG untouched
+    )
+    return loader, sampler
+
+
+# ----------------------------------------------------------------------------- optimiser
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: Callable[[str], float] | None = None) -> list[dict]:
+    """AdamW groups: decay on matrices, none on biases/norms/pos_embed/tokens.
+
+    ``lr_scale(name)`` optionally scales a parameter's learning rate (e.g. layer-wise decay).
+    """
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or name.endswith(("pos_embed", "cls_token", "mask_token"))
+        key = (0.0 if skip else weight_decay, lr_scale(name) if lr_scale else 1.0)
+        groups.setdefault(key, []).append(p)
+    return [{"params": ps, "weight_decay": wd, "lr_scale": sc} for (wd, sc), ps in groups.items()]
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# ----------------------------------------------------------------------------- RNG + checkpoints
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: Path, obj: dict) -> None:
+    from abawkit.runs import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _rank_file(path: Path, rank: int) -> Path:
+    return path.with_name(f"{path.name}.rank{rank}")
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op elsewhere."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class _Loop:
+    """Everything ``fit`` threads through its helpers."""
+
+    model: nn.Module  # the raw model
+    ddp: nn.Module  # DDP-wrapped (or the raw model)
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    device: torch.device
+    total: int
+    per_epoch: int
+    ckpt: Path | None
+    run: Any
+    step: int = 0
+    history: list = field(default_factory=list)
+    best: dict | None = None
+
+    def log(self, event: str, **fields: Any) -> None:
+        if self.run is not None and self.info.is_main:
+            self.run.log(event, **fields)
+
+    def save(self) -> None:
+        if self.ckpt is None:
+            return
+        if self.info.is_main:
+            save_state(self.ckpt, {
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "step": self.step, "history": self.history,
+                "best": self.best, "rng": rng_state(),
+            })
+        else:
+            save_state(_rank_file(self.ckpt, self.info.rank), {"rng": rng_state(), "step": self.step})
+        distributed.barrier()
+
+    def load(self) -> bool:
+        if self.ckpt is None or not self.ckpt.exists():
+            return False
+        state = torch.load(self.ckpt, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        rng = state["rng"]
+        if not self.info.is_main:
+            rng = torch.load(_rank_file(self.ckpt, self.info.rank), weights_only=False)["rng"]
+        set_rng_state(rng)
+        return True
+
+
+def _train_step(loop: _Loop, it: Any, loss_fn: Callable) -> float:
+    """One optimizer step over ``accum_steps`` micro-batches; returns the mean loss."""
+    total = 0.0
+    for micro in range(loop.cfg.accum_steps):
+        batch = _to(next(it), loop.device)
+        sync = micro == loop.cfg.accum_steps - 1 or not loop.info.enabled
+        with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), autocast(loop.device, loop.cfg.amp):
+            loss = loss_fn(loop.ddp, batch)
+            if not torch.isfinite(loss):
+                raise AbawError(f"loss is {loss.item()} at step {loop.step}; lower the learning rate")
+            (loss / loop.cfg.accum_steps).backward()
+        total += float(loss.detach())
+    if loop.cfg.clip_grad > 0:
+        nn.utils.clip_grad_norm_(loop.model.parameters(), loop.cfg.clip_grad)
+    loop.opt.step()
+    loop.sched.step()
+    loop.opt.zero_grad(set_to_none=True)
+    loop.step += 1
+    return total / loop.cfg.accum_steps
+
+
+def _end_epoch(loop: _Loop, epoch: int, losses: list[float], eval_fn: Callable | None,
+               on_best: Callable | None) -> None:
+    """Evaluate (rank 0), update best, log the epoch and save a checkpoint."""
+    record: dict[str, Any] = {"epoch": epoch, "step": loop.step,
+                              "loss": distributed.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), loop.device)}
+    if eval_fn is not None and loop.info.is_main:
+        loop.model.eval()
+        with torch.no_grad(), autocast(loop.device, loop.cfg.amp):
+            record.update(eval_fn())
+        loop.model.train()
+        if loop.best is None or record["score"] > loop.best["score"]:
+            loop.best = dict(record)
+            if on_best is not None:
+                on_best(loop.model, record)
+    loop.history.append(record)
+    loop.log("epoch", **record)
+    loop.save()
+
+
+def fit(
+    model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], dataset: Dataset, cfg: TrainConfig,
+    *, seed: int = 0, eval_fn: Callable[[], dict] | None = None, on_best: Callable[[nn.Module, dict], None] | None = None,
+    checkpoint_path: str | Path | None = None, run: Any = None, collate_fn: Callable | None = None,
+    device: torch.device | None = None, progress: bool = True, stop_at: int | None = None,
+    lr_scale: Callable[[str], float] | None = None,
+) -> FitResult:
+    """Train ``model`` (see the module docstring). Resumes from ``checkpoint_path`` if it exists.
+
+    ``stop_at`` ends the run after that many optimizer steps (checkpoint saved), as if interrupted.
+    ``lr_scale(param_name) -> factor`` scales learning rates per parameter (layer-wise decay).
+    """
+    info, auto_device = distributed.setup(cfg.device)
+    device = device or auto_device
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model.to(device).train()
+    loader, sampler = make_loader(dataset, cfg, seed, info, collate_fn, pin=device.type == "cuda")
+    per_epoch = sampler.num_samples // (cfg.batch_size * cfg.accum_steps)
+    if per_epoch < 1:
+        raise AbawError(f"{len(dataset)} training samples are fewer than one step "  # type: ignore[arg-type]
+                        f"(batch_size {cfg.batch_size} x accum_steps {cfg.accum_steps} x {info.world} ranks)")
+    total = cfg.max_steps or cfg.epochs * per_epoch
+    groups = param_groups(model, cfg.weight_decay, lr_scale)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_scale"]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    warmup = int(cfg.warmup_epochs * per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.min_lr / cfg.lr))
+    ddp = model
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    seed_everything(seed + info.rank)
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    loop = _Loop(model, ddp, opt, sched, cfg, info, device, total, per_epoch, ckpt, run)
+    if loop.load():
+        loop.log("resume", step=loop.step)
+    _run_epochs(loop, loader, sampler, loss_fn, eval_fn, on_best, progress and info.is_main, stop_at or total)
+    return FitResult(loop.step, loop.history, loop.best)
+
+
+def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss_fn: Callable,
+                eval_fn: Callable | None, on_best: Callable | None, show: bool, stop_at: int) -> None:
+    from abawkit.console import progress
+
+    cfg = loop.cfg
+    with progress(transient=True) if show else contextlib.nullcontext() as bar:
+        task = bar.add_task("train", total=loop.total, completed=loop.step) if bar else None
+        while loop.step < min(loop.total, stop_at):
+            epoch, done = divmod(loop.step, loop.per_epoch)
+            sampler.start(epoch, done * cfg.batch_size * cfg.accum_steps)
+            it, losses, t0 = iter(loader), [], time.time()
+            for _ in range(done, loop.per_epoch):
+                losses.append(_train_step(loop, it, loss_fn))
+                if bar:
+                    bar.update(task, completed=loop.step)
+                if loop.step % cfg.log_every == 0:
+                    loop.log("train", step=loop.step, epoch=epoch, loss=losses[-1],
+                             lr=loop.opt.param_groups[0]["lr"], sec=round(time.time() - t0, 3))
+                if loop.step >= min(loop.total, stop_at):
+                    break
+                if cfg.checkpoint_every and loop.step % cfg.checkpoint_every == 0:
+                    loop.save()
+            if loop.step % loop.per_epoch == 0 or loop.step == loop.total:
+                _end_epoch(loop, epoch, losses, eval_fn, on_best)
+            elif loop.step >= stop_at:
+                loop.save()

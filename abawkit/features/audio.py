@@ -1,0 +1,180 @@
+"""Audio features resampled to video frame times.
+
+Each extractor maps a 16 kHz mono waveform to features at its own rate (``feats [T, D]`` with the
+time in seconds of each row, ``times [T]``); ``align_to_frames`` then resamples them to the video's
+frames (frame ``i``, 1-based, is at ``(i - 1) / fps``) by linear interpolation. One flag column is
+appended: 1 where the audio covers the frame time, 0 where it does not (no audio track, or audio
+shorter than the video); uncovered frames get zeros. Audio longer than the video is cut.
+
+Extractors: ``fbank`` (Kaldi log-mel filter banks, no weights), ``hubert`` / ``wav2vec2`` (a local
+transformers checkpoint folder, one hidden layer), ``vggish`` (``abawkit.models.vggish``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from abawkit.errors import AbawError
+
+SAMPLE_RATE = 16000
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read a WAV (any rate/channels) -> float32 mono [S] at ``sample_rate``."""
+    import soundfile as sf
+
+    try:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AbawError(f"{path}: unreadable audio ({exc})") from None
+    wave = wave.mean(axis=1)
+    if sr != sample_rate:
+        import torchaudio.functional as AF
+
+        wave = AF.resample(torch.from_numpy(wave), sr, sample_rate).numpy()
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def frame_times(n_frames: int, fps: float) -> np.ndarray:
+    """[n_frames] seconds: frame i (1-based) is shown at (i - 1) / fps."""
+    return np.arange(n_frames, dtype=np.float64) / float(fps)
+
+
+def interp_rows(times: np.ndarray, feats: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation of rows ``feats [T, D]`` sampled at ``times [T]`` to ``t [N]`` -> [N, D]."""
+    if len(times) == 1:
+        return np.repeat(feats, len(t), axis=0)
+    hi = np.clip(np.searchsorted(times, t), 1, len(times) - 1)
+    lo = hi - 1
+    w = np.clip((t - times[lo]) / (times[hi] - times[lo]), 0.0, 1.0)[:, None]
+    return (1 - w) * feats[lo] + w * feats[hi]
+
+
+def align_to_frames(feats: np.ndarray, times: np.ndarray, duration: float, n_frames: int, fps: float) -> np.ndarray:
+    """[T, D] features at ``times`` -> [n_frames, D + 1] at frame times, last column = audio-present flag."""
+    t = frame_times(n_frames, fps)
+    covered = t < duration
+    out = np.zeros((n_frames, feats.shape[1] + 1), dtype=np.float32)
+    if len(times) and covered.any():
+        out[covered, :-1] = interp_rows(times, feats.astype(np.float64), t[covered])
+        out[covered, -1] = 1.0
+    return out
+
+
+class AudioExtractor(Protocol):
+    name: str
+    dim: int
+
+    def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """wave [S] at 16 kHz -> (features [T, dim], row times [T] in seconds)."""
+        ...
+
+
+@dataclass
+class Fbank:
+    """Kaldi-style log-mel filter banks, 25 ms window / 10 ms hop; no weights needed."""
+
+    n_mels: int = 64
+    name: str = "fbank"
+
+    @property
+    def dim(self) -> int:
+        return self.n_mels
+
+    def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from torchaudio.compliance import kaldi
+
+        if len(wave) < 400:  # shorter than one window
+            return np.zeros((0, self.dim), np.float32), np.zeros(0)
+        x = torch.from_numpy(wave).unsqueeze(0) * 32768.0  # kaldi expects int16-scaled samples
+        fb = kaldi.fbank(x, num_mel_bins=self.n_mels, sample_frequency=SAMPLE_RATE, dither=0.0,
+                         frame_length=25.0, frame_shift=10.0, snip_edges=True)  # [T, n_mels]
+        times = np.arange(fb.shape[0]) * 0.010 + 0.0125  # window centres
+        return fb.numpy(), times
+
+
+def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float) -> np.ndarray:
+    """Features of one video at its frame times: [n_frames, dim + 1]; no audio -> zeros, flag 0."""
+    if audio is None or (isinstance(audio, float) and np.isnan(audio)) or not Path(audio).is_file():
+        return np.zeros((n_frames, extractor.dim + 1), np.float32)
+    wave = load_audio(audio)
+    feats, times = extractor(wave)
+    return align_to_frames(feats, times, len(wave) / SAMPLE_RATE, n_frames, fps)
+
+
+def build_audio_extractor(
+    model: str, checkpoint: str | Path | None = None, layer: int = -1, device: str = "cpu", **settings: object,
+) -> AudioExtractor:
+    """``fbank`` | ``hubert`` | ``wav2vec2`` | ``vggish`` -> a ready extractor."""
+    if model == "fbank":
+        return Fbank(n_mels=int(settings.get("n_mels", 64)))  # type: ignore[arg-type]
+    if model in ("hubert", "wav2vec2"):
+        if checkpoint is None:
+            raise AbawError(f"--model {model} needs --checkpoint DIR (a local transformers checkpoint folder)")
+        return HFAudio(model, Path(checkpoint), layer, device, float(settings.get("chunk_s", 20.0)))  # type: ignore[arg-type]
+    if model == "vggish":
+        return VGGishAudio(checkpoint, float(settings.get("hop_s", 0.16)), device)  # type: ignore[arg-type]
+    raise AbawError(f"unknown audio model {model!r}; expected fbank, hubert, wav2vec2 or vggish")
+
+
+class HFAudio:
+    """HuBERT / wav2vec2 from a local ``save_pretrained`` folder; hidden states of one layer (50 Hz)."""
+
+    STRIDE_S = 0.020  # conv feature encoder stride
+    OFFSET_S = 0.0125  # centre of the 25 ms receptive field
+
+    def __init__(self, kind: str, folder: Path, layer: int, device: str = "cpu", chunk_s: float = 20.0) -> None:
+        import transformers
+
+        cls = transformers.HubertModel if kind == "hubert" else transformers.Wav2Vec2Model
+        if not (folder / "config.json").is_file():
+            raise AbawError(f"{folder}: not a transformers checkpoint folder (no config.json)")
+        self.model = cls.from_pretrained(str(folder)).eval().to(device)
+        n_layers = self.model.config.num_hidden_layers
+        if not -n_layers - 1 <= layer <= n_layers:
+            raise AbawError(f"--layer {layer}: {folder} has hidden states 0..{n_layers}")
+        pre = folder / "preprocessor_config.json"
+        self.normalize = bool(json.loads(pre.read_text()).get("do_normalize", False)) if pre.is_file() else False
+        self.name, self.layer, self.device, self.chunk = kind, layer, device, int(chunk_s * SAMPLE_RATE)
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts, times = [], []
+        for start in range(0, len(wave), self.chunk):
+            piece = wave[start:start + self.chunk]
+            if len(piece) < 400:
+                break
+            if self.normalize:
+                piece = (piece - piece.mean()) / np.sqrt(piece.var() + 1e-7)
+            x = torch.from_numpy(np.ascontiguousarray(piece)).unsqueeze(0).to(self.device)
+            hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer][0]  # [T, D]
+            parts.append(hidden.float().cpu().numpy())
+            times.append(start / SAMPLE_RATE + self.OFFSET_S + self.STRIDE_S * np.arange(hidden.shape[0]))
+        if not parts:
+            return np.zeros((0, self.dim), np.float32), np.zeros(0)
+        return np.concatenate(parts), np.concatenate(times)
+
+
+class VGGishAudio:
+    """VGGish embeddings of 0.96 s examples every ``hop_s`` seconds, timed at the example centre."""
+
+    def __init__(self, weights: str | Path | None, hop_s: float = 0.16, device: str = "cpu") -> None:
+        from abawkit.models.vggish import load_vggish
+
+        self.model = load_vggish(weights).to(device)
+        self.hop_frames = max(1, round(hop_s * 100))
+        self.name, self.dim, self.device = "vggish", 128, device
+
+    @torch.no_grad()
+    def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ex = self.model.examples(torch.from_numpy(wave), self.hop_frames).to(self.device)  # [N, 1, 96, 64]
+        emb = torch.cat([self.model(b) for b in ex.split(256)]) if len(ex) else torch.zeros(0, 128)
+        times = np.arange(len(ex)) * self.hop_frames * 0.010 + 0.48
+        return emb.float().cpu().numpy(), times

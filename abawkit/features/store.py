@@ -1,0 +1,114 @@
+"""Per-video feature arrays on disk: one float16 ``<video>.npy`` of shape [n_frames, dim] per extractor.
+
+A store is a folder (``<workdir>/features/<extractor>/`` once the extract stage has finished). Row
+``i`` holds the feature of frame ``i + 1`` of the video, for *every* frame: frames without a face
+carry the feature of their ``fill_frame``; audio features are resampled to the frame times. Arrays
+are written atomically and read memory-mapped, so a training run over millions of frames only pages
+in the clips it touches.
+
+``store.json`` beside the arrays records the extractor key (name, checkpoint sha256, settings), the
+feature dim and per-video flags (e.g. ``missing_audio``). Extraction is redone only when the key
+changes; a partly written store resumes video by video.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abawkit.errors import AbawError
+from abawkit.runs import atomic_path, fingerprint, read_json, write_json
+
+INFO = "store.json"
+
+
+@dataclass(frozen=True)
+class ExtractorKey:
+    """What identifies an extraction (also the extract stage's config, so its manifest records it)."""
+
+    extractor: str
+    checkpoint_sha256: str | None
+    settings: dict[str, Any]
+    seed: int = 0
+
+
+def extractor_key(name: str, checkpoint: str | Path | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Extractor name, checkpoint sha256 (or None) and settings, as plain JSON values."""
+    sha = fingerprint(checkpoint) if checkpoint else None
+    return {"extractor": name, "checkpoint_sha256": sha, "settings": json.loads(json.dumps(settings, default=str))}
+
+
+@dataclass
+class FeatureStore:
+    """Read/write access to one extractor's folder of per-video arrays."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    def file(self, video: str) -> Path:
+        return self.root / f"{video}.npy"
+
+    def has(self, video: str) -> bool:
+        return self.file(video).is_file()
+
+    def write(self, video: str, features: np.ndarray) -> Path:
+        """Save ``features`` [n_frames, dim] as float16, atomically (a crash never leaves half a file)."""
+        arr = np.asarray(features)
+        if arr.ndim != 2:
+            raise ValueError(f"features of {video} must be [n_frames, dim], got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"features of {video} contain NaN/inf")
+        with atomic_path(self.file(video)) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, arr.astype(np.float16))
+        return self.file(video)
+
+    def read(self, video: str, n_frames: int | None = None) -> np.ndarray:
+        """Memory-mapped [n_frames, dim] float16 array; checks the frame count when given."""
+        path = self.file(video)
+        if not path.is_file():
+            raise AbawError(f"{path}: no features for video {video} (re-run `abaw extract`)")
+        arr = np.load(path, mmap_mode="r")
+        if n_frames is not None and arr.shape[0] != n_frames:
+            raise AbawError(f"{path}: {arr.shape[0]} feature rows but the video has {n_frames} frames")
+        return arr
+
+    # ------------------------------------------------------------------ metadata
+    def info(self) -> dict[str, Any]:
+        path = self.root / INFO
+        return read_json(path) if path.is_file() else {}
+
+    def write_info(self, key: dict[str, Any], dim: int, flags: dict[str, dict[str, Any]] | None = None) -> Path:
+        return write_json(self.root / INFO, {**key, "dim": int(dim), "dtype": "float16", "flags": flags or {}})
+
+    def matches(self, key: dict[str, Any]) -> bool:
+        """True if the store was written by exactly this extractor key."""
+        info = self.info()
+        return bool(info) and all(info.get(k) == v for k, v in key.items())
+
+    @property
+    def dim(self) -> int:
+        return int(self.info()["dim"])
+
+
+def open_store(workdir: str | Path, extractor: str) -> FeatureStore:
+    """The finished store of ``extractor`` (fails with a hint if it was not extracted)."""
+    from abawkit.runs import load_stage
+
+    hint = "abaw extract audio --model " + extractor if extractor in AUDIO_NAMES else "abaw extract vision"
+    manifest = load_stage(workdir, f"features/{extractor}", hint=hint)
+    return FeatureStore(Path(manifest["dir"]))
+
+
+AUDIO_NAMES = ("fbank", "hubert", "wav2vec2", "vggish")
+
+
+def concat_features(stores: list[FeatureStore], video: str, n_frames: int) -> np.ndarray:
+    """[n_frames, sum(dims)] float32: the chosen feature sets of one video side by side."""
+    return np.concatenate([np.asarray(s.read(video, n_frames), dtype=np.float32) for s in stores], axis=1)

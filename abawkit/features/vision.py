@@ -1,0 +1,80 @@
+"""Vision features: a (fine-tuned) ViT encoder run over every face crop, one row per video frame.
+
+Crops go through ``data.faces`` (the fine-tuning evaluation transform), decoded and resized in
+DataLoader workers (pinned memory) while the encoder runs (bf16 autocast on CUDA). The embedding is the class token or the mean of the patch tokens. Frames without
+a crop take the feature of their ``fill_frame``; a video with no crop at all gets zeros. Videos are
+sharded across torchrun ranks (``videos[rank::world]``); each video is written to the store as soon
+as its last crop is encoded, and videos already in the store are skipped (resume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from abawkit.features.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    img_size: int
+    pool: str = "cls"  # "cls" | "mean"
+    batch_size: int = 64
+    workers: int = 2
+
+
+def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
+    """tokens: [N, 1+L, D] -> [N, D] (class token or mean of patch tokens)."""
+    return tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(dim=1)
+
+
+def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device: torch.device) -> Iterator[np.ndarray]:
+    """Yield [B, D] float32 embeddings of ``paths`` in order, batch by batch."""
+    from abawkit.data.faces import FaceCrops, eval_loader
+
+    # the fine-tuning stage's own evaluation transform, so features see exactly what it saw
+    loader = eval_loader(FaceCrops(paths, s.img_size, train=False), s.batch_size, s.workers, device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.inference_mode(), autocast:
+        for imgs, _ in loader:
+            tokens = encoder(imgs.to(device, non_blocking=True))  # [B, 1+L, D]
+            yield pool_tokens(tokens, s.pool).float().cpu().numpy()
+
+
+def fill_rows(crop_frames: np.ndarray, crop_feats: np.ndarray, fill_frame: np.ndarray, dim: int) -> np.ndarray:
+    """Per-frame [n, D]: each frame takes the feature of its ``fill_frame`` (-1 -> zeros)."""
+    out = np.zeros((len(fill_frame), dim), np.float32)
+    if len(crop_frames):
+        pos = np.searchsorted(crop_frames, fill_frame)
+        ok = (fill_frame > 0) & (pos < len(crop_frames))
+        ok[ok] = crop_frames[pos[ok]] == fill_frame[ok]
+        out[ok] = crop_feats[pos[ok]]
+    return out
+
+
+def extract_videos(
+    encoder: nn.Module, frames: pd.DataFrame, videos: list[str], store: FeatureStore, s: VisionSettings,
+    device: torch.device, dim: int, on_video: Callable[[str], None] | None = None,
+) -> None:
+    """Encode every crop of ``videos`` (frames table rows) and write one array per video to ``store``."""
+    todo = [v for v in videos if not store.has(v)]
+    per = {v: g.sort_values("frame") for v, g in frames[frames["video"].isin(todo)].groupby("video", sort=False)}
+    crops = {v: g[g["crop"].notna()] for v, g in per.items()}
+    paths = [p for v in todo for p in crops[v]["crop"].astype(str)]
+    batches = encode_crops(encoder.eval().to(device), paths, s, device) if paths else iter(())
+    pending = np.zeros((0, dim), np.float32)
+    for v in todo:
+        need = len(crops[v])
+        while len(pending) < need:
+            pending = np.concatenate([pending, next(batches)])
+        feats, pending = pending[:need], pending[need:]
+        g = per[v]
+        rows = fill_rows(crops[v]["frame"].to_numpy(), feats, g["fill_frame"].to_numpy(), dim)
+        store.write(v, rows)
+        if on_video:
+            on_video(v)

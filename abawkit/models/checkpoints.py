@@ -1,0 +1,189 @@
+"""The one place that reads and adapts checkpoints (ours and foreign) to ``ViTEncoder`` names.
+
+Formats understood (``detect_format``):
+- ``abawkit``: ``{"format": "abawkit", "kind": "mae"|"frame"|"encoder", "arch": {...}, "model": sd}``
+  (written by ``save_checkpoint``; ``frame`` models also carry ``task``, ``n_outputs``, ``pool``);
+- ``mae``: the official MAE release, ``{"model": sd}`` with timm names plus ``decoder_*`` and
+  ``mask_token``; its global-pool variant has ``fc_norm.*`` instead of ``norm.*`` (mapped onto ``norm``);
+- ``timm``: a plain timm ``VisionTransformer`` state dict (``head.*`` dropped);
+- ``hf``: Hugging Face ``ViTMAEForPreTraining`` / ``ViTMAEModel`` (``vit.embeddings.*``,
+  ``vit.encoder.layer.N.*``; q/k/v are fused into timm's ``qkv``; ``decoder.*`` dropped).
+``pos_embed`` is resampled (bicubic, timm) when the image size differs. Keys that are missing,
+unexpected or of the wrong shape are an ``AbawError`` listing them: nothing loads silently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from abawkit.errors import AbawError
+from abawkit.models.mae import ENCODERS, EncoderArch, ViTEncoder, arch_from_dict
+
+FORMAT = "abawkit"
+_IGNORED = ("decoder_", "decoder.", "mask_token", "head.", "head_drop", "pre_logits")
+
+
+@dataclass
+class LoadReport:
+    format: str
+    ignored: list[str] = field(default_factory=list)  # dropped on purpose (decoder, old head)
+    renamed: dict[str, str] = field(default_factory=dict)
+    resized: list[str] = field(default_factory=list)
+
+
+def save_checkpoint(path: str | Path, state: dict, arch: EncoderArch, kind: str, **extra: Any) -> Path:
+    """Write this project's format atomically (``kind``: mae | frame | encoder)."""
+    from abawkit.engine import save_state
+
+    save_state(Path(path), {"format": FORMAT, "kind": kind, "arch": arch.to_dict(), "model": state, **extra})
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint file on CPU; unreadable files are a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise AbawError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad input
+        raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise AbawError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+    return obj
+
+
+def detect_format(obj: dict) -> str:
+    if obj.get("format") == FORMAT:
+        return FORMAT
+    sd = obj.get("model", obj)
+    if not isinstance(sd, dict):
+        raise AbawError("checkpoint has no state dict")
+    if any(k.startswith(("vit.embeddings", "embeddings.patch_embeddings")) for k in sd):
+        return "hf"
+    if "cls_token" in sd and "patch_embed.proj.weight" in sd:
+        return "mae" if "model" in obj else "timm"
+    raise AbawError(f"unknown checkpoint format (first keys: {', '.join(list(sd)[:4])})")
+
+
+_HF_OLD = (  # transformers 4.x layer names -> 5.x names
+    (r"^encoder\.layer\.", "layers."), (r"attention\.attention\.query", "attention.q_proj"),
+    (r"attention\.attention\.key", "attention.k_proj"), (r"attention\.attention\.value", "attention.v_proj"),
+    (r"attention\.output\.dense", "attention.o_proj"), (r"intermediate\.dense", "mlp.fc1"),
+    (r"(layers\.\d+\.)output\.dense", r"\1mlp.fc2"),
+)
+_HF_SIMPLE = {
+    "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+}
+_HF_LAYER = {"attention.o_proj": "attn.proj", "layernorm_before": "norm1", "layernorm_after": "norm2",
+             "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+
+
+def _hf_to_timm(sd: dict[str, torch.Tensor], report: LoadReport) -> dict[str, torch.Tensor]:
+    """Hugging Face ViTMAE names (transformers 4 or 5) -> timm names, fusing q/k/v into ``qkv``."""
+    renamed = {}
+    for k, v in sd.items():
+        k = re.sub(r"^vit\.", "", k)
+        for old, new in _HF_OLD:
+            k = re.sub(old, new, k)
+        renamed[k] = v
+    out: dict[str, torch.Tensor] = {}
+    for k, v in renamed.items():
+        m = re.match(r"layers\.(\d+)\.(.+)\.(weight|bias)$", k)
+        if k in _HF_SIMPLE:
+            out[_HF_SIMPLE[k]] = v
+        elif m and m.group(2) in _HF_LAYER:
+            out[f"blocks.{m.group(1)}.{_HF_LAYER[m.group(2)]}.{m.group(3)}"] = v
+        elif m and m.group(2) == "attention.q_proj":
+            i, kind = m.group(1), m.group(3)
+            qkv = [renamed[f"layers.{i}.attention.{n}_proj.{kind}"] for n in "qkv"]
+            out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat(qkv, 0)
+        elif not (m and m.group(2) in ("attention.k_proj", "attention.v_proj")):
+            out[k] = v  # left for the unexpected-key check (decoder.* is ignored there)
+    report.renamed["hf"] = f"{len(sd)} keys -> {len(out)} timm keys"
+    return out
+
+
+def encoder_state(obj: dict) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """Any supported checkpoint -> (state dict with ``ViTEncoder`` names, report)."""
+    fmt = detect_format(obj)
+    report = LoadReport(fmt)
+    sd = dict(obj["model"] if "model" in obj else obj)
+    if fmt == FORMAT and obj.get("kind") == "frame":
+        sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
+    if fmt == "hf":
+        sd = _hf_to_timm(sd, report)
+    if "fc_norm.weight" in sd and "norm.weight" not in sd:  # MAE/timm global-pool variant
+        for p in ("weight", "bias"):
+            sd[f"norm.{p}"] = sd.pop(f"fc_norm.{p}")
+            report.renamed[f"fc_norm.{p}"] = f"norm.{p}"
+    report.ignored = sorted(k for k in sd if k.startswith(_IGNORED) or k.startswith("fc_norm."))
+    return {k: v for k, v in sd.items() if k not in report.ignored}, report
+
+
+def infer_arch(sd: dict[str, torch.Tensor], heads: int | None = None) -> EncoderArch:
+    """Encoder shape from its weights (heads from a known size with that width, else dim/64)."""
+    try:
+        dim = sd["cls_token"].shape[-1]
+        patch = sd["patch_embed.proj.weight"].shape[-1]
+        grid = math.isqrt(sd["pos_embed"].shape[1] - 1)
+    except KeyError as exc:
+        raise AbawError(f"checkpoint has no {exc.args[0]}: not a ViT encoder") from None
+    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+    known = next((a for a in ENCODERS.values() if a.dim == dim and a.depth == depth), None)
+    mlp = sd["blocks.0.mlp.fc1.weight"].shape[0] / dim
+    return EncoderArch(known.name if known else "custom", grid * patch, patch, dim, depth,
+                       heads or (known.heads if known else max(1, dim // 64)), mlp)
+
+
+def checkpoint_arch(obj: dict) -> EncoderArch:
+    if obj.get("format") == FORMAT:
+        return arch_from_dict(obj["arch"])
+    return infer_arch(encoder_state(obj)[0])
+
+
+def load_encoder(encoder: ViTEncoder, obj: dict | str | Path) -> LoadReport:
+    """Load any supported checkpoint into ``encoder``, resizing ``pos_embed`` if needed.
+
+    Raises ``AbawError`` listing missing / unexpected / mis-shaped keys.
+    """
+    from timm.layers import resample_abs_pos_embed
+
+    obj = read_checkpoint(obj) if isinstance(obj, (str, Path)) else obj
+    sd, report = encoder_state(obj)
+    own = encoder.state_dict()
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.shape != own["pos_embed"].shape and pos.shape[-1] == own["pos_embed"].shape[-1]:
+        sd["pos_embed"] = resample_abs_pos_embed(pos, [encoder.arch.grid] * 2, num_prefix_tokens=1)
+        report.resized.append(f"pos_embed {tuple(pos.shape)} -> {tuple(sd['pos_embed'].shape)}")
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
+        ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + \
+        ([f"shape mismatch {'; '.join(shapes[:3])}"] if shapes else [])
+    if problems:
+        raise AbawError(f"{report.format} checkpoint does not fit encoder {encoder.arch.name}: {' | '.join(problems)}")
+    encoder.load_state_dict(sd)
+    return report
+
+
+def load_frame_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a fine-tuned ``FrameModel`` saved by ``abaw finetune`` (best.pt) -> (model, meta)."""
+    from abawkit.models.heads import FrameModel
+
+    obj = read_checkpoint(path)
+    if obj.get("format") != FORMAT or obj.get("kind") != "frame":
+        raise AbawError(f"{path}: not a fine-tuned abawkit model (kind {obj.get('kind')!r})")
+    model = FrameModel(arch_from_dict(obj["arch"]), obj["n_outputs"], pool=obj.get("pool", "cls"), drop_path=0.0)
+    model.load_state_dict(obj["model"])
+    return model.eval(), {k: v for k, v in obj.items() if k != "model"}

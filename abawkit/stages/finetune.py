@@ -1,0 +1,210 @@
+"""``abaw finetune``: frame-wise fine-tuning of the MAE encoder + a linear head for one task and fold.
+
+Reads ``prep`` (frames with crops, labels, folds) and an encoder checkpoint: the ``pretrain``
+stage's ``checkpoint.pt`` by default, any file ``models.checkpoints`` understands (``init`` = a
+path), or none (``init = "scratch"``, the paper's "w/o MAE" ablation). Trains through
+``abawkit.engine`` with the paper's losses (``abawkit.losses``) on the fold's train frames, scores
+the validation frames every epoch with ``abawkit.metrics.score`` and keeps the best epoch.
+Writes ``finetune/<task>/fold<N>[-<tag>]/``: ``best.pt`` (abawkit format, kind ``frame``),
+``pred_val.parquet`` / ``pred_test.parquet`` (``abawkit.predictions``; every frame with a crop of the
+fold's val / test videos; AU sigmoid, EXPR softmax, VA tanh) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abawkit.engine import TrainConfig
+
+
+@dataclass(frozen=True)
+class FrameModelConfig:
+    encoder: str = "micro"  # used for init = "scratch"; otherwise the checkpoint's arch
+    img_size: int = 0  # 0 = the checkpoint's (or encoder's) size; else pos_embed is resampled
+    patch: int = 0
+    pool: str = "cls"  # cls | mean
+    drop_path: float = 0.1
+    dropout: float = 0.0
+    layer_decay: float = 1.0  # layer-wise lr decay (MAE fine-tuning uses 0.65-0.75); 1 = off
+
+
+@dataclass(frozen=True)
+class FinetuneData:
+    min_scale: float = 0.8
+    jitter: float = 0.2
+    eval_batch: int = 256
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    seed: int = 0
+    task: str = "expr"
+    fold: int = 0
+    init: str = "pretrain"  # pretrain | scratch | path to a checkpoint
+    tag: str = ""  # stage name suffix, e.g. "scratch" -> finetune/<task>/fold<N>-scratch
+    model: FrameModelConfig = field(default_factory=FrameModelConfig)
+    data: FinetuneData = field(default_factory=FinetuneData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=512, lr=1e-4))
+
+
+def stage_name(cfg: FinetuneConfig) -> str:
+    return f"finetune/{cfg.task}/fold{cfg.fold}" + (f"-{cfg.tag}" if cfg.tag else "")
+
+
+def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
+    """(FrameModel, checkpoint path or None, load report) according to ``cfg.init``."""
+    import dataclasses
+
+    from abawkit.labels import task
+    from abawkit.models.checkpoints import checkpoint_arch, load_encoder, read_checkpoint
+    from abawkit.models.heads import FrameModel
+    from abawkit.models.mae import encoder_arch
+    from abawkit.runs import load_stage
+
+    m = cfg.model
+    if cfg.init == "scratch":
+        arch, ckpt, obj = encoder_arch(m.encoder, m.img_size or None, m.patch or None), None, None
+    else:
+        if cfg.init == "pretrain":
+            ckpt = Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt"
+        else:
+            ckpt = Path(cfg.init)
+        obj = read_checkpoint(ckpt)
+        arch = checkpoint_arch(obj)
+        if m.img_size:
+            arch = dataclasses.replace(arch, img_size=m.img_size)
+    model = FrameModel(arch, task(cfg.task).n_outputs, m.pool, m.drop_path, m.dropout)
+    report = load_encoder(model.encoder, obj) if obj is not None else None
+    return model, ckpt, report
+
+
+def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> np.ndarray:
+    """Activated predictions [N, C] for an ordered loader of (image, label) batches."""
+    import torch
+
+    from abawkit.engine import autocast
+    from abawkit.losses import activate
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad(), autocast(device, amp):
+        for imgs, _ in loader:
+            out.append(activate(task_name, model(imgs.to(device, non_blocking=True)).float()).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _datasets(workdir: Path, cfg: FinetuneConfig, img_size: int) -> dict:
+    """Train / val / test rows and datasets of the fold."""
+    from abawkit.data.faces import FaceCrops, prep_rows, task_labels
+    from abawkit.data.tables import fold_videos, load_prep
+    from abawkit.errors import AbawError
+
+    prep = load_prep(workdir)
+    fv = fold_videos(prep, cfg.task, cfg.fold)
+    rows = {"train": prep_rows(prep.frames, fv.train, cfg.task, labelled=True),
+            "val": prep_rows(prep.frames, fv.val), "test": prep_rows(prep.frames, fv.test)}
+    for split in ("train", "val"):
+        if rows[split].empty:
+            raise AbawError(f"{prep.dir}/frames.parquet: no {split} frames with a crop for {cfg.task} fold {cfg.fold}")
+    d = cfg.data
+    out = {"prep": prep, "rows": rows, "labels": {s: task_labels(r, cfg.task) for s, r in rows.items()}}
+    out["train"] = FaceCrops(rows["train"]["crop"], img_size, True, out["labels"]["train"], d.min_scale, d.jitter)
+    for split in ("val", "test"):
+        out[split] = FaceCrops(rows[split]["crop"], img_size, False, out["labels"][split])
+    return out
+
+
+def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume: bool = True) -> dict:
+    """Fine-tune, evaluate every epoch, keep the best, write predictions; returns the metrics."""
+    from abawkit import distributed
+    from abawkit.engine import seed_everything
+    from abawkit.labels import task
+    from abawkit.runs import stage
+
+    workdir = Path(workdir)
+    spec = task(cfg.task)
+    info, device = distributed.setup(cfg.train.device)
+    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
+        distributed.barrier()
+        seed_everything(cfg.seed)
+        model, ckpt, report = build_model(workdir, cfg)
+        if ckpt is not None:
+            st.add_input("init", ckpt)
+            st.log("init", checkpoint=str(ckpt), format=report.format, ignored=len(report.ignored), resized=report.resized)
+        data = _datasets(workdir, cfg, model.arch.img_size)
+        st.add_input("frames", data["prep"].dir / "frames.parquet")
+        last = st.dir / "last.pt"
+        if not resume and info.is_main:
+            last.unlink(missing_ok=True)
+        result = _train(st, model, cfg, data, device, last)
+        if info.is_main:
+            _finish(st, model, cfg, data, device, result)
+        distributed.barrier()
+    return st.metrics | {"stage": stage_name(cfg), "metric": spec.metric}
+
+
+def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, last: Path) -> Any:
+    """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
+    from abawkit.data.faces import eval_loader
+    from abawkit.engine import fit
+    from abawkit.losses import class_weights, task_loss
+    from abawkit.metrics import score
+    from abawkit.models.checkpoints import save_checkpoint
+
+    from abawkit.labels import task
+
+    multiclass = task(cfg.task).kind == "multiclass"  # labels [N, 1] -> [N]
+    y_train = data["labels"]["train"]
+    weights = class_weights(cfg.task, y_train[:, 0] if multiclass else y_train)
+    val_loader = eval_loader(data["val"], cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
+    y_val = data["labels"]["val"]
+
+    def loss_fn(m: Any, batch: Any) -> Any:
+        return task_loss(cfg.task, m(batch[0]).float(), batch[1], weights)
+
+    def eval_fn() -> dict:
+        preds = predict(model, val_loader, cfg.task, device, cfg.train.amp)
+        s = score(cfg.task, y_val[:, 0] if multiclass else y_val, preds)
+        return {"score": s["score"], "per_class": s["per_class"]}
+
+    def on_best(m: Any, record: dict) -> None:
+        save_checkpoint(st.dir / "best.pt", m.state_dict(), m.arch, "frame", task=cfg.task, fold=cfg.fold,
+                        n_outputs=m.head.out_features, pool=m.pool, epoch=record["epoch"], score=record["score"])
+
+    from abawkit.models.heads import layer_decay
+
+    scale = layer_decay(model, cfg.model.layer_decay) if cfg.model.layer_decay < 1 else None
+    return fit(model, loss_fn, data["train"], cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
+               checkpoint_path=last, run=st, lr_scale=scale)
+
+
+def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, result: Any) -> None:
+    """Reload the best epoch, write val/test predictions and the metrics."""
+    from abawkit.data.faces import eval_loader
+    from abawkit.models.checkpoints import read_checkpoint
+    from abawkit.predictions import make_predictions, write_predictions
+
+    model.load_state_dict(read_checkpoint(st.dir / "best.pt")["model"])
+    st.add_output("best.pt")
+    for split in ("val", "test"):
+        rows = data["rows"][split]
+        if rows.empty:
+            continue
+        loader = eval_loader(data[split], cfg.data.eval_batch, 0, device.type == "cuda")
+        values = predict(model, loader, cfg.task, device, cfg.train.amp)
+        pred = make_predictions(rows["video"], rows["frame"], values, cfg.task, split, cfg.fold, "finetune")
+        write_predictions(st.add_output(f"pred_{split}.parquet"), pred)
+    for p in st.dir.glob("last.pt*"):
+        p.unlink()
+    best = result.best or {}
+    st.metrics.update(
+        task=cfg.task, fold=cfg.fold, init=cfg.init, val_score=best.get("score"), best_epoch=best.get("epoch"),
+        per_class=best.get("per_class"), steps=result.steps, train_frames=len(data["rows"]["train"]),
+        epochs=[{"epoch": h["epoch"], "loss": h["loss"], "score": h.get("score")} for h in result.history],
+    )

@@ -1,0 +1,105 @@
+"""``abaw report``: one HTML (+ Markdown and PNG) report of a workspace.
+
+Reads the finished stages' manifests (metrics per stage and fold), the prep labels, the smoothing
+policies and the validation predictions they were searched on. Writes ``<workdir>/report/``:
+``report.html`` (self-contained), ``report.md``, ``per_class_*.png`` and ``timeline_<task>.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from abawkit.console import console
+from abawkit.errors import AbawError
+from abawkit.report import Report, Timeline, bar_chart, render, timeline_chart
+from abawkit.runs import MANIFEST, read_json
+
+
+def finished_stages(workdir: Path) -> list[dict]:
+    """Manifests of every finished stage under ``workdir`` (``.partial`` folders are skipped)."""
+    out = []
+    for path in sorted(workdir.rglob(MANIFEST)):
+        if any(part.endswith(".partial") for part in path.relative_to(workdir).parts):
+            continue
+        man = read_json(path)
+        man["dir"] = str(path.parent)
+        out.append(man)
+    return out
+
+
+def metrics_rows(manifests: list[dict]) -> list[list[object]]:
+    """(stage, validation score, best epoch, steps) for stages that report a score."""
+    rows = []
+    for man in manifests:
+        m = man.get("metrics") or {}
+        score = m.get("val_score", m.get("score"))
+        if isinstance(score, (int, float)):
+            rows.append([man["stage"], float(score), m.get("best_epoch", "-"), m.get("steps", "-")])
+    return rows
+
+
+def timeline(workdir: Path, task_name: str, n_videos: int = 2) -> list[Timeline]:
+    """Validation predictions vs labels, before and after the task's smoothing policy."""
+    from abawkit import postprocess as pp
+    from abawkit.data.tables import load_prep
+    from abawkit.labels import task
+    from abawkit.predictions import read_predictions
+
+    spec = task(task_name)
+    sdir = workdir / "smooth" / task_name
+    man = read_json(sdir / MANIFEST)
+    pred = read_predictions(man["inputs"]["pred0"]["path"], task_name)
+    policy = read_json(sdir / "policy.json")
+    frames = load_prep(workdir).frames
+    lines = []
+    for video in sorted(pred.df["video"].unique())[:n_videos]:
+        rows = frames.loc[frames["video"] == video, ["video", "frame", *spec.label_columns]].reset_index(drop=True)
+        x = pp.fill_missing(pred.df, rows, spec.pred_columns).T  # [C, T]
+        sm = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), policy)
+        lines.append(_one_line(spec, video, rows, x, sm))
+    return lines
+
+
+def _one_line(spec, video: str, rows, x: np.ndarray, sm: np.ndarray) -> Timeline:
+    """Pick what to draw: AU12 probability, the EXPR class id, or valence."""
+    frames = rows["frame"].to_numpy()
+    if spec.name == "expr":
+        label = rows["EXPR"].to_numpy(np.float64)
+        return Timeline(f"{video}: expression class (argmax)", frames, np.where(label < 0, np.nan, label),
+                        x.argmax(0).astype(float), sm.argmax(0).astype(float))
+    col = "AU12" if spec.name == "au" else "valence"
+    i = list(spec.names).index(col)
+    label = rows[col].to_numpy(np.float64)
+    return Timeline(f"{video}: {col}", frames, np.where(label == spec.invalid, np.nan, label), x[i], sm[i])
+
+
+def run(workdir: Path, out: Path | None = None) -> Path:
+    """Gather, plot and render; returns the HTML path."""
+    workdir = Path(workdir)
+    manifests = finished_stages(workdir)
+    if not manifests:
+        raise AbawError(f"{workdir}: no finished stage to report on")
+    out = Path(out) if out else workdir / "report"
+    rep = Report(f"abawkit report: {workdir}")
+    rep.tables.append(("validation score per stage and fold", ["stage", "score", "best epoch", "steps"],
+                       metrics_rows(manifests)))
+    ablation = workdir / "demo" / "ablation.json"
+    if ablation.exists():
+        rows = read_json(ablation)["rows"]
+        cols = list(rows[0])
+        rep.tables.insert(0, ("demo ablation", cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows]))
+    for man in manifests:
+        per_class = (man.get("metrics") or {}).get("per_class")
+        if per_class:
+            name = man["stage"].replace("/", "_")
+            rep.images.append((f"per-class scores: {man['stage']}", bar_chart(out / f"per_class_{name}.png",
+                               man["stage"], per_class, "score")))
+    for task_name in ("au", "expr", "va"):
+        if (workdir / "smooth" / task_name / MANIFEST).exists():
+            png = timeline_chart(out / f"timeline_{task_name}.png", timeline(workdir, task_name))
+            rep.images.append((f"{task_name}: validation timelines (label, raw, smoothed)", png))
+    html, md = render(rep, out)
+    console.print(f"report: {html} ({len(rep.images)} figures), {md}")
+    return html

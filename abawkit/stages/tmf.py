@@ -1,0 +1,231 @@
+"""``abaw train tmf``: the temporal multi-modal fusion transformer for one task and fold.
+
+Reads ``prep`` (frames, labels, folds) and the chosen feature stores ``features/<name>`` (a name
+``mae`` resolves to ``mae-<task>-fold<N>``, then ``mae-<task>``, then ``mae``). Trains ``models.tmf``
+on clips of K frames through ``abawkit.engine`` (the shared loop: AdamW, schedule, bf16, DDP,
+resume), evaluating on the fold's validation videos every epoch. Writes ``tmf/<task>/fold<N>/``:
+``best.pt`` (state dict + arch + feature names), ``pred_val.parquet`` and ``pred_test.parquet``
+(every frame; overlapping clips averaged) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abawkit.engine import TrainConfig
+from abawkit.errors import AbawError
+
+
+@dataclass(frozen=True)
+class FeatureSets:
+    """Feature stores per task (the paper: audio helps EXPR/VA, AU uses vision only)."""
+
+    au: tuple[str, ...] = ("mae",)
+    expr: tuple[str, ...] = ("mae", "fbank")
+    va: tuple[str, ...] = ("mae", "fbank")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    length: int = 100
+    stride: int = 50  # training clips
+    eval_stride: int = 50  # validation/test clips (overlaps averaged)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256
+    layers: int = 4
+    heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.3
+    positions: str = "learnable"
+
+
+@dataclass(frozen=True)
+class TMFConfig:
+    seed: int = 0
+    task: str = "expr"
+    fold: int = 0
+    tag: str = ""  # stage name suffix: tmf/<task>/fold<N>-<tag> (e.g. "vision" for a feature ablation)
+    features: FeatureSets = field(default_factory=FeatureSets)
+    clips: ClipConfig = field(default_factory=ClipConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, batch_size=32, lr=1e-4))
+
+
+def stage_name(cfg: TMFConfig) -> str:
+    """``tmf/<task>/fold<N>`` plus ``-<tag>`` when the config is tagged."""
+    return f"tmf/{cfg.task}/fold{cfg.fold}" + (f"-{cfg.tag}" if cfg.tag else "")
+
+
+def resolve_stores(workdir: Path, names: tuple[str, ...], task_name: str, fold: int) -> dict[str, Any]:
+    """Feature name -> FeatureStore, preferring the task/fold-specific store."""
+    from abawkit.features.store import FeatureStore, open_store
+
+    out: dict[str, FeatureStore] = {}
+    for name in names:
+        for cand in (f"{name}-{task_name}-fold{fold}", f"{name}-{task_name}", name):
+            if (workdir / "features" / cand / "manifest.json").is_file():
+                out[cand] = open_store(workdir, cand)
+                break
+        else:
+            open_store(workdir, name)  # raises the one-line hint
+    return out
+
+
+def video_data(prep, videos: tuple[str, ...], stores: dict, task_name: str) -> list:
+    """One ``VideoData`` per video: memory-mapped feature parts and the task's labels [n, C]."""
+    from abawkit.data.clips import VideoData
+    from abawkit.labels import task
+
+    cols = list(task(task_name).label_columns)
+    frames = prep.frames[prep.frames["video"].isin(videos)].sort_values(["video", "frame"])
+    out = []
+    for vid, g in frames.groupby("video", sort=True):
+        n = len(g)
+        parts = tuple(s.read(vid, n) for s in stores.values())
+        out.append(VideoData(str(vid), parts, g[cols].to_numpy(np.float32)))
+    return out
+
+
+def predict(model, data: list, cfg: TMFConfig, device) -> list[np.ndarray]:
+    """Per-video activated predictions [n, C] (clips of ``eval_stride``, overlaps averaged)."""
+    import torch
+
+    from abawkit.data.clips import ClipDataset, average_clips, collate
+    from abawkit.losses import activate
+
+    ds = ClipDataset(data, cfg.clips.length, cfg.clips.eval_stride)
+    outs = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(ds), 64):
+            b = collate([ds[j] for j in range(i, min(i + 64, len(ds)))])
+            outs.append(activate(cfg.task, model(b["x"].to(device), b["pad"].to(device)).float()).cpu().numpy())
+    model.train(was_training)
+    preds = np.concatenate(outs) if outs else np.zeros((0, cfg.clips.length, 1))
+    index = np.array([v for v, _ in ds.index])
+    starts = np.array([s for _, s in ds.index])
+    return [average_clips(len(vd), starts[index == v], preds[index == v]) for v, vd in enumerate(data)]
+
+
+def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.ndarray]]:
+    """Official metric on the labelled frames of ``data`` and the per-video predictions."""
+    from abawkit.metrics import score
+
+    preds = predict(model, data, cfg, device)
+    labels = np.concatenate([vd.labels for vd in data])
+    p = np.concatenate(preds)
+    if cfg.task == "expr":
+        labels = labels[:, 0]
+    return score(cfg.task, labels, p), preds
+
+
+def build_model(cfg: TMFConfig, in_dim: int):
+    from abawkit.labels import task
+    from abawkit.models.tmf import TMF, TMFArch
+
+    m = cfg.model
+    arch = TMFArch(in_dim, task(cfg.task).n_outputs, m.d_model, m.layers, m.heads, m.ff_mult, m.dropout,
+                   cfg.clips.length, m.positions)
+    return TMF(arch)
+
+
+def write_split_predictions(run, name: str, data: list, preds: list[np.ndarray], cfg: TMFConfig, split: str) -> None:
+    """Every frame of every video of ``split`` in the shared prediction format."""
+    from abawkit.predictions import make_predictions, write_predictions
+
+    if not data:
+        return
+    videos = np.concatenate([[vd.video] * len(vd) for vd in data])
+    frames = np.concatenate([np.arange(1, len(vd) + 1) for vd in data])
+    pred = make_predictions(videos, frames, np.concatenate(preds), cfg.task, split, cfg.fold, "tmf")
+    write_predictions(run.path(name), pred)
+    run.add_output(name)
+
+
+def run(workdir: str | Path, cfg: TMFConfig, force: bool = False) -> dict[str, Any]:
+    """Train TMF for (cfg.task, cfg.fold); returns the stage metrics."""
+    import torch
+
+    from abawkit import distributed, engine
+    from abawkit.console import console
+    from abawkit.data.clips import ClipDataset, collate, flatten_valid
+    from abawkit.data.tables import fold_videos, load_prep
+    from abawkit.labels import task
+    from abawkit.losses import class_weights, task_loss
+    from abawkit.runs import stage
+
+    workdir = Path(workdir)
+    spec = task(cfg.task)
+    cfg = _with_task(cfg, spec.name)
+    prep = load_prep(workdir)
+    split = fold_videos(prep, spec.name, cfg.fold)
+    names = getattr(cfg.features, spec.name)
+    if not names:
+        raise AbawError(f"features.{spec.name} is empty: name at least one feature store")
+    stores = resolve_stores(workdir, names, spec.name, cfg.fold)
+    train_data, val_data = (video_data(prep, v, stores, spec.name) for v in (split.train, split.val))
+    test_data = video_data(prep, split.test, stores, spec.name)
+    if not train_data or not val_data:
+        raise AbawError(f"{spec.name} fold {cfg.fold}: no training or validation videos")
+    info = distributed.info()
+    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force,
+               main_process=info.is_main) as st:
+        for name, store in stores.items():
+            st.add_input(f"features/{name}", store.root / "store.json")
+        torch.manual_seed(cfg.seed)
+        in_dim = sum(s.dim for s in stores.values())
+        model = build_model(cfg, in_dim)
+        labels = np.concatenate([vd.labels for vd in train_data])
+        weights = class_weights(spec.name, labels[:, 0] if spec.kind == "multiclass" else labels)
+
+        def loss_fn(m, batch):
+            out = m(batch["x"], batch["pad"])  # [B, K, C]
+            return task_loss(spec.name, *flatten_valid(out, batch["y"], batch["pad"]), weights)
+
+        def eval_fn():
+            result, _ = evaluate(model, val_data, cfg, next(model.parameters()).device)
+            return {"score": result["score"]}
+
+        def on_best(m, record):
+            torch.save({"model": m.state_dict(), "arch": vars(m.arch), "features": list(stores),
+                        "record": record}, st.path("best.pt"))
+
+        train_ds = ClipDataset(train_data, cfg.clips.length, cfg.clips.stride)
+        fit = engine.fit(model, loss_fn, train_ds, cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
+                         checkpoint_path=st.path("last.pt"), run=st, collate_fn=collate)
+        if info.is_main:
+            _finish(st, model, cfg, val_data, test_data, fit)
+        distributed.barrier()
+    console.print(f"{stage_name(cfg)}: val {spec.metric} {st.metrics.get('val_score', float('nan')):.4f}")
+    return st.metrics
+
+
+def _finish(st, model, cfg: TMFConfig, val_data: list, test_data: list, fit) -> None:
+    """Reload the best epoch, write val/test predictions and the metrics."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.load_state_dict(torch.load(st.path("best.pt"), map_location=device, weights_only=True)["model"])
+    st.add_output("best.pt")
+    result, val_preds = evaluate(model, val_data, cfg, device)
+    write_split_predictions(st, "pred_val.parquet", val_data, val_preds, cfg, "val")
+    if test_data:
+        write_split_predictions(st, "pred_test.parquet", test_data, predict(model, test_data, cfg, device), cfg, "test")
+    st.path("last.pt").unlink(missing_ok=True)
+    st.metrics = {"val_score": result["score"], "per_class": result["per_class"],
+                  "best_epoch": (fit.best or {}).get("epoch"), "steps": fit.steps,
+                  "features": sorted(st.inputs)}
+
+
+def _with_task(cfg: TMFConfig, name: str) -> TMFConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, task=name)
