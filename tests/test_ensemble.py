@@ -44,3 +44,14 @@ def test_refuses_mixed_tasks_and_bad_weights():
         average([a, a], ["a", "b"], [0, 0])
     with pytest.raises(AbawError, match="no prediction files"):
         average([], [])
+
+
+def test_val_weights_clip_negative_scores(monkeypatch, tmp_path):
+    import abawkit.stages.evaluate as ev
+    from abawkit.stages.ensemble import val_weights
+
+    scores = iter([-0.2, 0.4])
+    monkeypatch.setattr(ev, "evaluate_predictions", lambda *a, **k: {"score": next(scores)})
+    assert val_weights(tmp_path, [tmp_path / "a", tmp_path / "b"], "va") == [0.0, 0.4]
+    scores = iter([-0.2, -0.1])
+    assert val_weights(tmp_path, [tmp_path / "a", tmp_path / "b"], "va") == [1.0, 1.0]

@@ -29,10 +29,14 @@ class EnsembleRun:
 
 
 def val_weights(workdir: Path, val_preds: Sequence[Path], task_name: str) -> list[float]:
-    """Each fold's validation score (its own metric on prep labels), used as its weight."""
+    """Each fold's validation score (its own metric on prep labels), used as its weight.
+
+    A score below zero (a CCC can be) counts as zero; if no fold scores above zero, weights are equal.
+    """
     from abawkit.stages.evaluate import evaluate_predictions
 
-    return [evaluate_predictions(workdir, p, task_name)["score"] for p in val_preds]
+    scores = [max(0.0, evaluate_predictions(workdir, p, task_name)["score"]) for p in val_preds]
+    return scores if sum(scores) > 0 else [1.0] * len(scores)
 
 
 def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | None = None,

@@ -29,6 +29,16 @@ def finished_stages(workdir: Path) -> list[dict]:
     return out
 
 
+def official_order(per_class: dict[str, float]) -> dict[str, float]:
+    """Per-class values in the task's official label order (JSON files store keys sorted)."""
+    from abawkit.labels import TASKS
+
+    for spec in TASKS.values():
+        if set(per_class) == set(spec.names):
+            return {n: per_class[n] for n in spec.names}
+    return per_class
+
+
 def metrics_rows(manifests: list[dict]) -> list[list[object]]:
     """(stage, validation score, best epoch, steps) for stages that report a score."""
     rows = []
@@ -95,7 +105,7 @@ def run(workdir: Path, out: Path | None = None) -> Path:
         if per_class:
             name = man["stage"].replace("/", "_")
             rep.images.append((f"per-class scores: {man['stage']}", bar_chart(out / f"per_class_{name}.png",
-                               man["stage"], per_class, "score")))
+                               man["stage"], official_order(per_class), "score")))
     for task_name in ("au", "expr", "va"):
         if (workdir / "smooth" / task_name / MANIFEST).exists():
             png = timeline_chart(out / f"timeline_{task_name}.png", timeline(workdir, task_name))
