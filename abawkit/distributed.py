@@ -72,5 +72,7 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
 
 
 def cleanup() -> None:
+    """Tear the process group down once every rank got here (a rank leaving early aborts gloo peers)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
