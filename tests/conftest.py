@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = {"videos": 10, "frames": 60, "size": 64, "seed": 0}
+TINY = {"videos": 10, "frames": 60, "size": 64, "seed": 0, "faces": 40}
 
 
 @pytest.fixture(scope="session")

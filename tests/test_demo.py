@@ -21,7 +21,7 @@ from abawkit.config import RECIPES_DIR
 runner = CliRunner()
 
 TINY = {  # recipe file -> (key, value) replacements on top of recipes/demo
-    "synth.toml": [("videos", "14"), ("frames", "60"), ("size", "64")],
+    "synth.toml": [("videos", "14"), ("frames", "60"), ("size", "64"), ("faces", "128")],
     "pretrain.toml": [("epochs", "1"), ("preview", "2")],
     "finetune.toml": [("epochs", "1")],
     "tmf.toml": [("epochs", "2")],

@@ -49,6 +49,24 @@ def test_deterministic_per_seed(tmp_path, synth_release):
     same, other = _annotation_bytes(tmp_path / "a"), _annotation_bytes(tmp_path / "b")
     assert same == _annotation_bytes(synth_release)
     assert same != other
+    pool = sorted((tmp_path / "a" / "pretrain_faces").glob("*.jpg"))
+    assert len(pool) == TINY["faces"]
+    assert [p.read_bytes() for p in pool] == [p.read_bytes() for p in sorted((synth_release / "pretrain_faces").glob("*.jpg"))]
+
+
+def test_aus_switch_within_an_expression_segment():
+    """AUs change on their own clocks inside a segment (many distinct faces per video), and the
+    expression's AUs are on far more often than the others."""
+    rng = np.random.default_rng(0)
+    expr, seg = syn.expression_track(3000, 30, rng)
+    au = syn.au_track(expr, seg, rng)
+    states_per_segment = [len({tuple(r) for r in au[seg == s]}) for s in np.unique(seg)]
+    assert np.mean(states_per_segment) > 2.5
+    linked = np.zeros_like(au, dtype=bool)
+    for e, name in enumerate(syn.EXPR_NAMES):
+        for a in syn.EXPR_AUS[name]:
+            linked[expr == e, AU_NAMES.index(a)] = True
+    assert au[linked].mean() > 0.7 and au[~linked].mean() < 0.15
 
 
 def test_faces_follow_labels():
@@ -80,6 +98,8 @@ def test_cli_help_and_bad_input(tmp_path):
 
 
 def test_cli_run(tmp_path):
-    res = runner.invoke(app, ["synth", str(tmp_path / "r"), "--videos", "3", "--frames", "30", "--size", "48"])
+    res = runner.invoke(app, ["synth", str(tmp_path / "r"), "--videos", "3", "--frames", "30", "--size", "48",
+                                 "--faces", "5"])
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "r" / "videos").glob("*.mp4"))) == 3
+    assert len(list((tmp_path / "r" / "pretrain_faces").glob("*.jpg"))) == 5

@@ -9,7 +9,8 @@ pattern; valence/arousal are smooth trajectories pulled towards the expression's
 is a voiced harmonic tone whose pitch/loudness follow arousal and whose timbre follows expression.
 Quirks of the real release are reproduced: ``_left``/``_right`` names sharing one video, missing
 crops, videos with no crop folder at all, runs of invalid labels, names annotated for only some
-tasks. Everything is a pure function of the seed.
+tasks. ``pretrain_faces/`` holds unlabelled faces of many more people for MAE pre-training.
+Everything is a pure function of the seed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class SynthSpec:
     fps: int = 30
     audio_rate: int = 16000
     seed: int = 0
+    faces: int = 8000  # unlabelled faces in pretrain_faces/ (0 = none)
 
 
 @dataclass
@@ -90,16 +92,23 @@ def expression_track(n: int, fps: int, rng: np.random.Generator) -> tuple[np.nda
 
 
 def au_track(expr: np.ndarray, seg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """AU activations [n, 12]: the expression's AUs fire with p=0.85, others with p=0.05, per segment."""
-    n_seg = int(seg.max()) + 1
-    seg_expr = np.zeros(n_seg, np.int64)
-    seg_expr[seg] = expr
-    probs = np.full((n_seg, len(AU_NAMES)), 0.05)
-    for s, e in enumerate(seg_expr):
-        for au in EXPR_AUS[EXPR_NAMES[e]]:
-            probs[s, _AU[au]] = 0.85
-    on = (rng.random(probs.shape) < probs).astype(np.int8)  # [S, 12]
-    return on[seg]
+    """AU activations [n, 12]. Within each expression segment every AU switches on its own clock
+    (runs of 8-30 frames): the expression's AUs are on with p=0.85, the others with p=0.05.
+
+    Independent switching gives many distinct faces per video (as in real footage) instead of one
+    look per segment, so a model has to read the face rather than memorise a handful of looks."""
+    n = len(expr)
+    on = np.zeros((n, len(AU_NAMES)), np.int8)
+    ends = np.r_[np.flatnonzero(np.diff(seg)) + 1, n]  # exclusive end of each segment
+    for k, name in enumerate(AU_NAMES):
+        t = 0
+        for end in ends:
+            p = 0.85 if name in EXPR_AUS[EXPR_NAMES[expr[t]]] else 0.05
+            while t < end:
+                stop = min(end, t + int(rng.integers(8, 31)))
+                on[t:stop, k] = rng.random() < p
+                t = stop
+    return on
 
 
 def va_track(expr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -160,8 +169,17 @@ def _pt(x: float, y: float, s: int) -> tuple[int, int]:
     return int(round(x * s * 16)), int(round(y * s * 16))  # 4-bit sub-pixel coordinates
 
 
+FACE_ZOOM = 1.3  # like an aligned crop, the face fills most of the image
+
+
 def draw_face(au: np.ndarray, look: dict, size: int) -> np.ndarray:
     """Render a frontal face whose parts follow the AU vector ``au`` [12]; returns [S, S, 3] uint8."""
+    big = int(round(size * FACE_ZOOM))
+    off = (big - size) // 2
+    return _draw_face(au, look, big)[off:off + size, off:off + size].copy()
+
+
+def _draw_face(au: np.ndarray, look: dict, size: int) -> np.ndarray:
     import cv2
 
     s, a = size, {n: float(au[i]) for i, n in enumerate(AU_NAMES)}
@@ -350,6 +368,23 @@ def write_test_lists(out: Path, sources: list[Source], spec: SynthSpec) -> None:
         rows = [f"{n}/{k:05d}.jpg{tail}\n" for n in names for k in range(1, spec.frames + 1)]
         header = "image_location," + ",".join(TASKS[t].names) + "\n"
         (folder / TEMPLATE_NAME.format(t.upper())).write_text(header + "".join(rows))
+
+
+def write_face_pool(out: Path, spec: SynthSpec, start: int, stop: int) -> None:
+    """Unlabelled faces ``start..stop-1`` of ``pretrain_faces/``: one random person and moment each.
+
+    Stands in for the large external face collection the paper pre-trains its MAE on (many more
+    identities than the challenge videos); no annotation is written for these images."""
+    import cv2
+
+    d = out / "pretrain_faces"
+    d.mkdir(parents=True, exist_ok=True)
+    short = SynthSpec(frames=4 * spec.fps, fps=spec.fps)
+    for i in range(start, stop):
+        rng = np.random.default_rng([spec.seed, 5, i])
+        p = make_person(f"face{i}", "pool", "train", short, rng)
+        face = jitter(draw_face(p.au[int(rng.integers(short.frames))], p.look, spec.size), rng)
+        cv2.imwrite(str(d / f"{i:06d}.jpg"), face, [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 def write_source(out: Path, src: Source, spec: SynthSpec) -> None:

@@ -97,7 +97,11 @@ def _front(workdir: Path, cfg: DemoConfig, recipe: str, release: Path) -> None:
     from abawkit.stages import extract, prep, pretrain
 
     _step("prep", lambda: prep.run(_cfg(prep.PrepConfig, "prep", recipe, cfg.seed, release=str(release)), workdir))
-    _step("pretrain (MAE)", lambda: pretrain.run(workdir, _cfg(pretrain.PretrainConfig, "pretrain", recipe, cfg.seed)))
+    pcfg = _cfg(pretrain.PretrainConfig, "pretrain", recipe, cfg.seed)
+    faces = release / "pretrain_faces"
+    if not pcfg.data.images and faces.is_dir():  # the synthetic stand-in for an external face collection
+        pcfg = _replace(pcfg, {"data.images": str(faces)})
+    _step("pretrain (MAE)", lambda: pretrain.run(workdir, pcfg))
     ecfg = _cfg(extract.ExtractConfig, "extract", recipe, cfg.seed, **{"audio.model": "fbank"})
     _step("extract audio (fbank)", lambda: extract.run_audio(workdir, ecfg))
 

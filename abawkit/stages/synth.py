@@ -24,6 +24,7 @@ class SynthConfig:
     size: int = 112  # crop side (pixels)
     fps: int = 30
     audio_rate: int = 16000
+    faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
@@ -32,13 +33,14 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     from abawkit.data import synthetic as syn
     from abawkit.runs import write_json
 
-    if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32:
-        raise AbawError(f"synth: need --videos >= 3, --frames >= 30 and --size >= 32 (got {cfg.videos}, {cfg.frames}, {cfg.size})")
+    if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
+        raise AbawError(f"synth: need --videos >= 3, --frames >= 30, --size >= 32 and --faces >= 0 "
+                        f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
     out = Path(out)
     if out.exists() and not force:
         raise AbawError(f"{out} already exists; pass --force to replace it")
     t0 = time.time()
-    spec = syn.SynthSpec(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed)
+    spec = syn.SynthSpec(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed, cfg.faces)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     sources = syn.plan_release(spec)
@@ -47,10 +49,15 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
         for src in sources:
             syn.write_source(partial, src, spec)
             bar.advance(job)
+        chunk = 500
+        job = bar.add_task("synth pretrain faces", total=cfg.faces)
+        for start in range(0, cfg.faces, chunk):
+            syn.write_face_pool(partial, spec, start, min(cfg.faces, start + chunk))
+            bar.advance(job, min(chunk, cfg.faces - start))
     syn.write_test_lists(partial, sources, spec)
     people = [p for s in sources for p in s.people]
     summary = {r: sum(p.role == r for p in people) for r in ("train", "val", "test")}
-    summary.update(names=len(people), sources=len(sources), no_crop=[p.name for p in people if not p.has_crops],
+    summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops],
                    seconds=round(time.time() - t0, 2))
     write_json(partial / "synth.json", {"config": to_dict(cfg), "summary": summary})
     if out.exists():
