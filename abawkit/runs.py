@@ -232,15 +232,32 @@ def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[St
     """``with stage(...) as run:`` — finish on success, clean up on a user error.
 
     A crash (any other exception, Ctrl-C) keeps ``.partial`` so the stage can resume.
+    Under ``torchrun`` every rank enters the body only once rank 0 has prepared ``.partial``; rank 0
+    moves it into place only once every rank has left the body (others may still be writing or
+    reading there), and every rank leaves with rank 0's metrics.
     """
     run = open_stage(workdir, name, config, **kw)
+    if group := _process_group():
+        group.barrier()
     try:
         yield run
     except AbawError:
         if run.main_process:
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
+    if group := _process_group():  # asked again: a stage may join the group inside its body (TMF's fit)
+        box = [run.metrics]
+        group.broadcast_object_list(box, src=0)  # also the barrier before rank 0 moves the folder
+        run.metrics = box[0]
     run.finish()
+
+
+def _process_group() -> Any:
+    """``torch.distributed`` when a process group is up, else None (never imports torch itself)."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
 
 
 def load_stage(workdir: str | Path, name: str, hint: str | None = None) -> dict[str, Any]:

@@ -154,3 +154,7 @@ def test_train_tmf_bad_inputs(tmp_path):
     assert res.exit_code == 2 and "--fold" in res.output
     res = runner.invoke(app, ["extract", "audio", "-w", str(work), "--model", "hubert"])
     assert res.exit_code == 2 and "--checkpoint" in res.output
+    res = runner.invoke(app, ["train", "tmf", "-w", str(work), "--task", "va", "--set", "clips.length=10",
+                              "--set", "clips.eval_stride=16"])
+    assert res.exit_code == 2 and "eval_stride" in res.output and "Traceback" not in res.output
+    assert not (work / "tmf" / "va" / "fold0.partial").exists()

@@ -19,6 +19,7 @@ Sets = Annotated[
 ]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the recipe).")]
 Force = Annotated[bool, typer.Option("--force", help="Re-run and overwrite a finished stage.")]
+Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an interrupted run from its last checkpoint.")]
 
 DEFAULT_WORKDIR = Path("abaw-work")
 DEFAULT_RECIPE = "demo"

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Workdir, friendly
 
 train_app = typer.Typer(help="Train models on extracted features.", no_args_is_help=True)
 
@@ -21,6 +21,7 @@ def tmf(
     recipe: Recipe = DEFAULT_RECIPE,
     sets: Sets = None,
     seed: Seed = None,
+    resume: Resume = True,
     force: Force = False,
 ) -> None:
     """Clips of K frames over concatenated features -> Transformer encoder -> per-frame predictions."""
@@ -47,7 +48,7 @@ def tmf(
     for f in folds:
         cfg = load_config(TMFConfig, "tmf", recipe, sets, seed=seed, task=spec.name, fold=f)
         try:
-            metrics = run(workdir, cfg, force=force)
+            metrics = run(workdir, cfg, force=force, resume=resume)
         except StageDone as done:
             console.print(f"[yellow]skip:[/] {done}")
             continue

@@ -50,12 +50,9 @@ class ExtractConfig:
 
 
 def _device(name: str):
-    import torch
-
+    """This rank's device; under torchrun this also joins the process group (gloo for "cpu")."""
     from abawkit import distributed
 
-    if name == "cpu":
-        return torch.device("cpu")
     return distributed.setup(name)[1]
 
 
@@ -160,7 +157,6 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
     device = _device(device_name)
     info = distributed.info()
     with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main) as run:
-        distributed.barrier()
         run.add_input("prep", prep.dir / "frames.parquet")
         if ckpt is not None:
             run.add_input("checkpoint", ckpt)  # `abaw predict` re-runs the same extractor from here

@@ -131,7 +131,6 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
     spec = task(cfg.task)
     info, device = distributed.setup(cfg.train.device)
     with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
-        distributed.barrier()
         seed_everything(cfg.seed)
         model, ckpt, report = build_model(workdir, cfg)
         if ckpt is not None:
@@ -145,7 +144,6 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
         result = _train(st, model, cfg, data, device, last)
         if info.is_main:
             _finish(st, model, cfg, data, device, result)
-        distributed.barrier()
     return st.metrics | {"stage": stage_name(cfg), "metric": spec.metric}
 
 

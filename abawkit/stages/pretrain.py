@@ -122,7 +122,6 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     info, _ = distributed.setup(cfg.train.device)
     paths, source = image_paths(workdir, cfg.data, cfg.seed)
     with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
-        distributed.barrier()  # rank 0 has prepared the stage folder
         st.add_input("images", source)
         last = st.dir / "last.pt"
         if not resume and info.is_main:
@@ -141,5 +140,4 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
             save_preview(st.add_output("preview.png"), model, preview, cfg.preview, cfg.seed)
             for p in st.dir.glob("last.pt*"):
                 p.unlink()
-        distributed.barrier()
     return st.metrics

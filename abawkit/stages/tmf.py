@@ -150,8 +150,8 @@ def write_split_predictions(run, name: str, data: list, preds: list[np.ndarray],
     run.add_output(name)
 
 
-def run(workdir: str | Path, cfg: TMFConfig, force: bool = False) -> dict[str, Any]:
-    """Train TMF for (cfg.task, cfg.fold); returns the stage metrics."""
+def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool = True) -> dict[str, Any]:
+    """Train TMF for (cfg.task, cfg.fold); returns the stage metrics. ``resume=False`` drops ``last.pt``."""
     import torch
 
     from abawkit import distributed, engine
@@ -170,6 +170,10 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False) -> dict[str, A
     names = getattr(cfg.features, spec.name)
     if not names:
         raise AbawError(f"features.{spec.name} is empty: name at least one feature store")
+    c = cfg.clips
+    if not 1 <= c.eval_stride <= c.length or c.stride < 1:
+        raise AbawError(f"clips: need 1 <= eval_stride <= length and stride >= 1 (every frame must be predicted), "
+                        f"got length={c.length} stride={c.stride} eval_stride={c.eval_stride}")
     stores = resolve_stores(workdir, names, spec.name, cfg.fold)
     train_data, val_data = (video_data(prep, v, stores, spec.name) for v in (split.train, split.val))
     test_data = video_data(prep, split.test, stores, spec.name)
@@ -180,6 +184,8 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False) -> dict[str, A
                main_process=info.is_main) as st:
         for name, store in stores.items():
             st.add_input(f"features/{name}", store.root / "store.json")
+        if not resume and info.is_main:
+            st.path("last.pt").unlink(missing_ok=True)
         torch.manual_seed(cfg.seed)
         in_dim = sum(s.dim for s in stores.values())
         model = build_model(cfg, in_dim)
@@ -203,7 +209,6 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False) -> dict[str, A
                          checkpoint_path=st.path("last.pt"), run=st, collate_fn=collate)
         if info.is_main:
             _finish(st, model, cfg, val_data, test_data, fit)
-        distributed.barrier()
     console.print(f"{stage_name(cfg)}: val {spec.metric} {st.metrics.get('val_score', float('nan')):.4f}")
     return st.metrics
 

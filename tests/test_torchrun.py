@@ -1,0 +1,76 @@
+"""The real multi-process path: ``torchrun --nproc_per_node 2 -m abawkit.cli ...`` on CPU (gloo).
+
+The engine's own DDP test (test_engine.py) drives ``fit`` with ``mp.spawn``; these go through the
+command line exactly as a user launches a multi-GPU job, so rank set-up, the rank-0-only run directory,
+barriers and video sharding are all exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from abawkit.features.store import open_store
+from abawkit.runs import read_json
+from test_finetune import FAST, TINY_MAE
+from test_tmf import make_encoder, make_prep
+
+
+def torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "abawkit.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_pretrain_under_torchrun_two_ranks(prep_workspace, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(prep_workspace, work)
+    res = torchrun("pretrain", "-w", str(work), *FAST, *TINY_MAE, "--set", "train.device=cpu", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    d = work / "pretrain"
+    assert (d / "checkpoint.pt").is_file() and not (work / "pretrain.partial").exists()
+    m = read_json(d / "metrics.json")
+    assert m["steps"] == 3 and np.isfinite(m["final_loss"])
+    assert read_json(d / "manifest.json")["status"] == "done"
+    state = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper never leaks into checkpoints
+
+
+def test_extract_vision_sharded_over_two_ranks_equals_one_process(tmp_path):
+    enc = make_encoder(tmp_path / "enc.pt")
+    one, two = make_prep(tmp_path / "one"), make_prep(tmp_path / "two")
+    args = ["extract", "vision", "--checkpoint", str(enc), "--set", "vision.workers=0", "--set", "vision.device=cpu"]
+    single = subprocess.run([sys.executable, "-m", "abawkit.cli", *args, "-w", str(one)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stdout + single.stderr
+    res = torchrun(*args, "-w", str(two), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    a, b = open_store(one, "mae"), open_store(two, "mae")
+    assert b.info()["dim"] == a.info()["dim"]
+    for v in (f"v{i}" for i in range(6)):  # every video written once, by whichever rank owned it
+        assert np.array_equal(np.asarray(a.read(v, 40)), np.asarray(b.read(v, 40))), v
+
+
+def test_audio_extraction_and_tmf_under_torchrun(tmp_path):
+    from abawkit.predictions import read_predictions
+
+    work = make_prep(tmp_path / "w")
+    enc = make_encoder(tmp_path / "enc.pt")
+    for args in (["extract", "vision", "--checkpoint", str(enc), "--set", "vision.workers=0", "--set", "vision.device=cpu"],
+                 ["extract", "audio", "--model", "fbank", "--set", "audio.device=cpu"],
+                 ["train", "tmf", "--task", "va", "--features", "mae,fbank", *FAST, "--set", "train.device=cpu",
+                  "--set", "clips.length=10", "--set", "clips.stride=5", "--set", "clips.eval_stride=5",
+                  "--set", "train.batch_size=2"]):
+        res = torchrun(*args, "-w", str(work), cwd=tmp_path)
+        assert res.returncode == 0, (args[:2], res.stdout + res.stderr)
+    assert open_store(work, "fbank").info()["flags"] == {"v3": {"missing_audio": True}}  # gathered from both ranks
+    out = work / "tmf" / "va" / "fold0"
+    assert len(read_predictions(out / "pred_val.parquet", "va").df) == 40
+    assert read_json(out / "manifest.json")["status"] == "done" and not (out / "last.pt").exists()
