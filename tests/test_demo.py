@@ -84,6 +84,7 @@ def test_report_renders_tables_and_figures(demo_run):
     assert "demo ablation" in html and "tmf/expr/fold0" in html
     md = (out / "report.md").read_text()
     assert "![" in md and "| stage |" in md
+    assert "| task | metric | frame model | + TMF (vision) | + audio | + smoothing |" in md  # the paper's order
 
 
 def test_report_on_empty_workdir_is_one_line_error(tmp_path):

@@ -180,7 +180,7 @@ def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], sec
                         cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows]))
     for t, p in subs.items():
         console.print(f"submission {t}: {p['ensemble']}")
-    write_json(workdir / "demo" / "ablation.json", {"rows": rows, "seconds": round(seconds, 1),
+    write_json(workdir / "demo" / "ablation.json", {"columns": cols, "rows": rows, "seconds": round(seconds, 1),
                                                    "submissions": {t: str(p["ensemble"]) for t, p in subs.items()}})
     write_text(workdir / "demo" / "ablation.csv", pd.DataFrame(rows).to_csv(index=False))
     console.print(f"demo finished in {seconds / 60:.1f} min; report: abaw report --workdir {workdir}")

@@ -97,8 +97,9 @@ def run(workdir: Path, out: Path | None = None) -> Path:
                        metrics_rows(manifests)))
     ablation = workdir / "demo" / "ablation.json"
     if ablation.exists():
-        rows = read_json(ablation)["rows"]
-        cols = list(rows[0])
+        data = read_json(ablation)
+        rows = data["rows"]
+        cols = data.get("columns") or list(rows[0])  # JSON keys are sorted on disk; the demo keeps its order here
         rep.tables.insert(0, ("demo ablation", cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows]))
     for man in manifests:
         per_class = (man.get("metrics") or {}).get("per_class")
