@@ -91,3 +91,15 @@ def test_finetune_scratch_and_bad_inputs(pretrained, tmp_path):
     assert res.exit_code == 2 and "unknown task" in res.output
     res = runner.invoke(app, ["finetune", "--task", "au", "--workdir", str(tmp_path / "empty")])
     assert res.exit_code == 2 and "abaw pretrain" in res.output
+
+
+def test_same_seed_same_outputs_on_cpu(pretrained):
+    """Two runs with one seed give bit-identical predictions; another seed gives others."""
+    def run(tag: str, seed: int) -> np.ndarray:
+        res = runner.invoke(app, ["finetune", "--task", "expr", "--workdir", str(pretrained), *FAST,
+                                  "--seed", str(seed), "--set", f"tag={tag}"])
+        assert res.exit_code == 0, res.output
+        return read_predictions(pretrained / "finetune" / "expr" / f"fold0-{tag}" / "pred_val.parquet").values()
+
+    a, b, c = run("seed-a", 3), run("seed-b", 3), run("seed-c", 4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -158,3 +158,18 @@ def test_train_tmf_bad_inputs(tmp_path):
                               "--set", "clips.eval_stride=16"])
     assert res.exit_code == 2 and "eval_stride" in res.output and "Traceback" not in res.output
     assert not (work / "tmf" / "va" / "fold0.partial").exists()
+
+
+def test_tmf_same_seed_same_outputs(tmp_path):
+    from abawkit.predictions import read_predictions
+
+    work = make_prep(tmp_path / "w")
+    res = runner.invoke(app, ["extract", "audio", "-w", str(work), "--model", "fbank"])
+    assert res.exit_code == 0, res.output
+    preds = []
+    for tag, seed in (("a", 1), ("b", 1), ("c", 2)):
+        res = runner.invoke(app, ["train", "tmf", "-w", str(work), "--task", "va", "--features", "fbank", *FAST,
+                                  "--seed", str(seed), "--set", f"tag={tag}"])
+        assert res.exit_code == 0, res.output
+        preds.append(read_predictions(work / "tmf" / "va" / f"fold0-{tag}" / "pred_val.parquet").values())
+    assert np.array_equal(preds[0], preds[1]) and not np.array_equal(preds[0], preds[2])
