@@ -42,6 +42,10 @@ def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
     if env.world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if want_cuda else "gloo")
     env = info()
+    if not env.is_main:  # one set of progress bars and tables per job, not one per rank
+        from abawkit.console import console
+
+        console.quiet = True
     if want_cuda:
         torch.cuda.set_device(env.local_rank)
         return env, torch.device("cuda", env.local_rank)

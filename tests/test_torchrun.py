@@ -39,6 +39,7 @@ def test_pretrain_under_torchrun_two_ranks(prep_workspace, tmp_path):
     m = read_json(d / "metrics.json")
     assert m["steps"] == 3 and np.isfinite(m["final_loss"])
     assert read_json(d / "manifest.json")["status"] == "done"
+    assert res.stdout.count("MAE pre-training") == 1  # only rank 0 prints
     state = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper never leaks into checkpoints
 
