@@ -58,6 +58,9 @@ def test_demo_writes_ablation_and_valid_submissions(demo_run):
             assert isinstance(row[col], float), (row["task"], col)
         assert row["+ smoothing"] >= row["+ audio"] - 1e-12  # the search keeps "none" if nothing helps
     assert "ablation" in output
+    au = ablation["rows"][0]  # AU's TMF is vision only (as the paper): no second, identical run
+    assert au["+ TMF (vision)"] == au["+ audio"] and not (work / "tmf" / "au" / "fold0-vision").exists()
+    assert (work / "tmf" / "expr" / "fold0-vision" / "manifest.json").exists()
     for track, sub in ablation["submissions"].items():
         res = runner.invoke(app, ["validate", sub, "--track", track, "--workdir", str(work)])
         assert res.exit_code == 0, res.output

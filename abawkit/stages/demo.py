@@ -84,10 +84,9 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False) -> dic
     if not release.is_dir():
         raise AbawError(f"release folder {release} not found")
     _front(workdir, cfg, recipe, release)
-    for task_name in cfg.tasks:
-        _task_models(workdir, cfg, recipe, task_name)
+    vision = {t: _task_models(workdir, cfg, recipe, t) for t in cfg.tasks}
     subs = {t: _finish_task(workdir, cfg, recipe, t) for t in cfg.tasks}
-    rows = _ablation(workdir, cfg, release, subs)
+    rows = _ablation(workdir, cfg, release, subs, vision)
     _save(workdir, rows, subs, time.time() - t0)
     return {"rows": rows, "submissions": {t: str(p) for t, p in subs.items()}}
 
@@ -106,8 +105,10 @@ def _front(workdir: Path, cfg: DemoConfig, recipe: str, release: Path) -> None:
     _step("extract audio (fbank)", lambda: extract.run_audio(workdir, ecfg))
 
 
-def _task_models(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) -> None:
-    """finetune (fold 0) -> vision features -> TMF per fold (+ the vision-only ablation)."""
+def _task_models(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
+    """finetune (fold 0) -> vision features -> TMF per fold (+ the vision-only ablation).
+
+    Returns the stage holding TMF on vision features alone (fold 0), or None without the ablation."""
     from abawkit.stages import extract, finetune, tmf
 
     fcfg = _cfg(finetune.FinetuneConfig, "finetune", recipe, cfg.seed, task=task_name, fold=0)
@@ -115,12 +116,16 @@ def _task_models(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) ->
     ecfg = _cfg(extract.ExtractConfig, "extract", recipe, cfg.seed, **{"vision.task": task_name, "vision.fold": 0})
     _step(f"extract vision ({task_name} encoder)", lambda: extract.run_vision(workdir, ecfg))
     base = _cfg(tmf.TMFConfig, "tmf", recipe, cfg.seed, task=task_name)
-    if cfg.vision_ablation:
+    vision_only = tuple(getattr(base.features, task_name)) == ("mae",)  # AU in the paper: fold 0 is that run
+    if cfg.vision_ablation and not vision_only:
         vis = _replace(base, {"fold": 0, "tag": "vision", f"features.{task_name}": ("mae",)})
         _step(f"tmf {task_name} fold 0 (vision only)", lambda: tmf.run(workdir, vis))
     for fold in cfg.tmf_folds:
         fcfg_ = _replace(base, {"fold": fold})
         _step(f"tmf {task_name} fold {fold}", lambda: tmf.run(workdir, fcfg_))
+    if vision_only:
+        return f"tmf/{task_name}/fold0"
+    return f"tmf/{task_name}/fold0-vision" if cfg.vision_ablation else None
 
 
 def _finish_task(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) -> dict[str, Path]:
@@ -149,7 +154,8 @@ def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
         return None
 
 
-def _ablation(workdir: Path, cfg: DemoConfig, release: Path, subs: dict[str, dict[str, Path]]) -> list[dict]:
+def _ablation(workdir: Path, cfg: DemoConfig, release: Path, subs: dict[str, dict[str, Path]],
+              vision: dict[str, str | None]) -> list[dict]:
     """One row per task: validation (fold 0) per added component, then test scores of the submissions."""
     from abawkit.labels import task
     from abawkit.submission import score_submission
@@ -161,7 +167,7 @@ def _ablation(workdir: Path, cfg: DemoConfig, release: Path, subs: dict[str, dic
         rows.append({
             "task": t, "metric": task(t).metric,
             "frame model": _val(workdir, f"finetune/{t}/fold0"),
-            "+ TMF (vision)": _val(workdir, f"tmf/{t}/fold0-vision"),
+            "+ TMF (vision)": _val(workdir, vision[t]) if vision[t] else None,
             "+ audio": _val(workdir, f"tmf/{t}/fold0"),
             "+ smoothing": _val(workdir, f"smooth/{t}", "score"),
             "test: fold 0": test.get("fold0"),
