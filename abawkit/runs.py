@@ -237,27 +237,30 @@ def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[St
     reading there), and every rank leaves with rank 0's metrics.
     """
     run = open_stage(workdir, name, config, **kw)
-    if group := _process_group():
-        group.barrier()
+    if dist := _distributed():
+        dist.barrier()
     try:
         yield run
     except AbawError:
         if run.main_process:
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
-    if group := _process_group():  # asked again: a stage may join the group inside its body (TMF's fit)
-        box = [run.metrics]
-        group.broadcast_object_list(box, src=0)  # also the barrier before rank 0 moves the folder
-        run.metrics = box[0]
+    if dist := _distributed():  # asked again: a stage may join the process group inside its body (TMF's fit)
+        run.metrics = dist.broadcast_object(run.metrics)  # also the barrier before rank 0 moves the folder
     run.finish()
 
 
-def _process_group() -> Any:
-    """``torch.distributed`` when a process group is up, else None (never imports torch itself)."""
+def _distributed() -> Any:
+    """``abawkit.distributed`` once torch is loaded (no process group can exist before), else None.
+
+    Keeps this module free of a torch import for the stages that never need one (prep, smooth, submit)."""
     import sys
 
-    dist = sys.modules.get("torch.distributed")
-    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
+    if "torch.distributed" not in sys.modules:
+        return None
+    from abawkit import distributed
+
+    return distributed
 
 
 def load_stage(workdir: str | Path, name: str, hint: str | None = None) -> dict[str, Any]:
