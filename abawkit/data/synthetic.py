@@ -31,7 +31,6 @@ TEMPLATE_NAME = "CVPR_5th_ABAW_{}_test_set_example.txt"
 ROLE_FOLDER = {"train": "Train_Set", "val": "Validation_Set"}
 
 # Expression -> AUs that (usually) fire with it. Indices follow AU_NAMES.
-_AU = {n: i for i, n in enumerate(AU_NAMES)}
 EXPR_AUS = {
     "Neutral": (),
     "Anger": ("AU4", "AU7", "AU23", "AU24"),
@@ -59,7 +58,6 @@ class SynthSpec:
     fps: int = 30
     audio_rate: int = 16000
     seed: int = 0
-    faces: int = 8000  # unlabelled faces in pretrain_faces/ (0 = none)
 
 
 @dataclass

@@ -40,7 +40,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     if out.exists() and not force:
         raise AbawError(f"{out} already exists; pass --force to replace it")
     t0 = time.time()
-    spec = syn.SynthSpec(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed, cfg.faces)
+    spec = syn.SynthSpec(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     sources = syn.plan_release(spec)
