@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -82,6 +83,15 @@ def _annotations_only(src, dst):
     return dst
 
 
+def _annotations_and_crops(src, dst):
+    """Annotations and crops, plus the raw videos of the names that have no crop folder (prep needs faces)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("videos", "test_ground_truth"))
+    (dst / "videos").mkdir()
+    for name in json.loads((src / "synth.json").read_text())["summary"]["no_crop"]:
+        shutil.copy(src / "videos" / f"{name}.mp4", dst / "videos")
+    return dst
+
+
 def _first(root, challenge):
     return sorted((root / challenge / "Train_Set").glob("*.txt"))[0]
 
@@ -123,17 +133,15 @@ def _run_bad(root, tmp_path, expect):
 
 
 def test_annotation_longer_than_video(synth_release, tmp_path):
-    root = _annotations_only(synth_release, tmp_path / "rel")
+    root = _annotations_and_crops(synth_release, tmp_path / "rel")
     path = _first(root, "VA_Estimation_Challenge")
     path.write_text(path.read_text() + "0.1,0.1\n")
-    (root / "videos").mkdir()
     shutil.copy(synth_release / "videos" / f"{path.stem.split('_')[0]}.mp4", root / "videos")
     _run_bad(root, tmp_path, f"{path}: annotation has 61 frames but video")
 
 
 def test_unreadable_video(synth_release, tmp_path):
-    root = _annotations_only(synth_release, tmp_path / "rel")
-    (root / "videos").mkdir()
+    root = _annotations_and_crops(synth_release, tmp_path / "rel")
     (root / "videos" / "synth001.mp4").write_bytes(b"not a video")
     _run_bad(root, tmp_path, "synth001.mp4: unreadable video")
 

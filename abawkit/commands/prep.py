@@ -11,7 +11,10 @@ from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Re
 
 
 def prep(
-    release: Annotated[Path, typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")],
+    release: Annotated[Path, typer.Option("--release", help="Release root as unpacked; its parts are found up to 4 levels deep.")],
+    annotations: Annotated[Optional[Path], typer.Option(help="Folder holding the challenge folders (skips their discovery).")] = None,
+    crops: Annotated[Optional[list[Path]], typer.Option(help="Crop root: a folder of per-video crop folders (repeatable).")] = None,
+    videos: Annotated[Optional[list[Path]], typer.Option(help="Folder holding raw videos, searched recursively (repeatable).")] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     size: Annotated[Optional[int], typer.Option(help="Side of face crops made from raw videos.")] = None,
     seed: Seed = None,
@@ -19,11 +22,18 @@ def prep(
     set_: Sets = None,
     force: Force = False,
 ) -> None:
-    """Read a release into <workdir>/prep/: frames.parquet, videos.parquet, splits.parquet, audio, crops."""
+    """Read a release into <workdir>/prep/: frames.parquet, videos.parquet, splits.parquet, audio, crops.
+
+    Annotation folders, crop roots, raw videos, test lists and templates are found wherever the
+    archives unpacked them; prep prints what it found and stops if a video has no faces to use.
+    """
     from abawkit.config import load_config
     from abawkit.stages import prep as stage
 
-    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, seed=seed)
+    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, seed=seed,
+                      annotations=str(annotations.resolve()) if annotations else None,
+                      crops=[str(p.resolve()) for p in crops] if crops else None,
+                      videos=[str(p.resolve()) for p in videos] if videos else None)
     stage.run(cfg, workdir, force=force)
 
 

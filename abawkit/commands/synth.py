@@ -16,6 +16,7 @@ def synth(
     frames: Annotated[Optional[int], typer.Option(help="Frames per video.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Face crop size in pixels.")] = None,
     faces: Annotated[Optional[int], typer.Option(help="Unlabelled faces for MAE pre-training (pretrain_faces/).")] = None,
+    layout: Annotated[Optional[str], typer.Option(help="tidy (official layout) | shipped (as the archives unpack).")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
@@ -25,7 +26,7 @@ def synth(
     from abawkit.config import load_config
     from abawkit.stages import synth as stage
 
-    cfg = load_config(stage.SynthConfig, "synth", recipe, set_, videos=videos, frames=frames, size=size, faces=faces, seed=seed)
+    cfg = load_config(stage.SynthConfig, "synth", recipe, set_, videos=videos, frames=frames, size=size, faces=faces, layout=layout, seed=seed)
     stage.run(cfg, out, force=force)
 
 

@@ -1,7 +1,7 @@
-"""Read an official-layout release (SPEC section 2) into the prep frame and video tables.
+"""Read a release's annotations, templates and crops (SPEC section 2) into the prep frame table.
 
-Pure library code: it reads the release folder and returns DataFrames; ``stages/prep.py`` writes
-them. Annotation files are parsed in bulk (all files of a task concatenated and parsed by one
+Pure library code: it reads the files that ``data/discover.py`` found and returns DataFrames;
+``stages/prep.py`` writes them. Annotation files are parsed in bulk (all files of a task concatenated and parsed by one
 pandas C-parser call); a slow per-line scan runs only to locate an error for the message.
 """
 
@@ -16,14 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from abawkit.data.discover import CROP_RE
 from abawkit.errors import AbawError, where
-from abawkit.labels import TASKS, TaskSpec, task_for_folder
+from abawkit.labels import TASKS, TaskSpec
 
-SPLIT_FOLDERS = {"Train_Set": "train", "Validation_Set": "val"}
-OTHER_FOLDERS = {"cropped_aligned", "cropped", "videos", "names_of_videos_in_each_test_set", "test_ground_truth"}
-TEST_LIST_RE = re.compile(r"^(Action_Unit|Expression|Valence_Arousal)\w*_test_set_release\.txt$")
-TEST_LIST_TASK = {"Action_Unit": "au", "Expression": "expr", "Valence_Arousal": "va"}
-TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA)_test_set_(example|sample)\w*\.txt$")
 PAIR_RE = re.compile(r"_(left|right)$")
 
 
@@ -45,27 +41,13 @@ def source_key(name: str) -> str:
 
 
 def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
-    """{task: [(name, role, path)]} from ``<Challenge>/<Train_Set|Validation_Set>/*.txt``."""
+    """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``data/discover.py``)."""
+    from abawkit.data.discover import Layout, _challenges, _walk, annotation_items
+
+    root = Path(root).resolve()
     if not root.is_dir():
         raise AbawError(f"{root}: release folder not found")
-    found: dict[str, list[tuple[str, str, Path]]] = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in OTHER_FOLDERS):
-        has_sets = any((d / s).is_dir() for s in SPLIT_FOLDERS)
-        if not has_sets and not re.search(r"(Challenge|_Set)$", d.name):
-            continue
-        spec = task_for_folder(d.name)
-        if spec is None:
-            raise AbawError(f"{d}: unknown challenge folder (expected one of "
-                            f"{', '.join(s.challenge for s in TASKS.values())} or an older alias)")
-        if not has_sets:
-            raise AbawError(f"{d}: missing Train_Set/ and Validation_Set/ folders")
-        files = found.setdefault(spec.name, [])
-        for sub, role in SPLIT_FOLDERS.items():
-            if (d / sub).is_dir():
-                files += [(p.stem, role, p) for p in sorted((d / sub).glob("*.txt"))]
-    if not found:
-        raise AbawError(f"{root}: no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) found")
-    return found
+    return annotation_items(Layout(root, challenges=_challenges(_walk(root).challenges, [str(root)])))
 
 
 def read_annotations(spec: TaskSpec, items: list[tuple[str, str, Path]]) -> Annotations:
@@ -137,44 +119,20 @@ def _check_range(ann: Annotations) -> None:
     raise AbawError(f"{where(ann.files[f], line, name)}: label {v[row, col]:g} out of range ({rule})")
 
 
-def test_names(root: Path) -> dict[str, list[str]]:
-    """{task: [video names]} from ``names_of_videos_in_each_test_set/*_test_set_release.txt``."""
-    folder = root / "names_of_videos_in_each_test_set"
-    out: dict[str, list[str]] = {}
-    if folder.is_dir():
-        for p in sorted(folder.glob("*.txt")):
-            m = TEST_LIST_RE.match(p.name)
-            if m:
-                names = [n.strip() for n in p.read_text().splitlines() if n.strip()]
-                out[TEST_LIST_TASK[m.group(1)]] = names
-    return out
-
-
-def template_counts(root: Path) -> dict[str, int]:
+def template_counts(templates: dict[str, Path]) -> dict[str, int]:
     """Frames to predict per test video, from the submission templates (rows ``video/00001.jpg``)."""
-    folder = root / "names_of_videos_in_each_test_set"
     counts: dict[str, int] = {}
-    for p in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
-        if TEMPLATE_RE.search(p.name):
-            loc = pd.read_csv(p, usecols=[0], dtype=str).iloc[:, 0].str.rsplit("/", n=1, expand=True)
-            for name, n in loc.groupby(0)[1].size().items():
-                counts[name] = max(counts.get(name, 0), int(n))
+    for p in templates.values():
+        loc = pd.read_csv(p, usecols=[0], dtype=str).iloc[:, 0].str.rsplit("/", n=1, expand=True)
+        for name, n in loc.groupby(0)[1].size().items():
+            counts[name] = max(counts.get(name, 0), int(n))
     return counts
-
-
-def find_videos(root: Path) -> dict[str, Path]:
-    """{stem: media file} for every video under ``videos/`` (batch subfolders allowed)."""
-    folder = root / "videos"
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p.resolve() for p in sorted(folder.rglob("*")) if p.suffix.lower() in
-            (".mp4", ".avi", ".mkv", ".mov", ".webm")}
 
 
 def list_crops(folder: Path) -> tuple[np.ndarray, list[str]]:
     """1-based frame indices [K] (sorted) and file names of the ``NNNNN.jpg`` crops in ``folder``."""
-    names = [n for n in os.listdir(folder) if n[:-4].isdigit() and n.lower().endswith((".jpg", ".png"))]
-    idx = np.array([int(n[:-4]) for n in names], np.int64)
+    names = [n for n in os.listdir(folder) if CROP_RE.match(n)]
+    idx = np.array([int(n.split(".", 1)[0]) for n in names], np.int64)
     order = np.argsort(idx, kind="stable")
     return idx[order], [names[i] for i in order]
 

@@ -1,9 +1,13 @@
 """``abaw prep --release DIR``: index a release into ``<workdir>/prep/``.
 
-Reads the release (annotations, crops, videos, test lists; see ``data/release.py``) and writes
+Finds the release's parts wherever they unpacked (``data/discover.py``; ``--annotations``,
+``--crops``, ``--videos`` override discovery), checks that every labelled and test video has face
+crops or a raw video to detect faces in, reads the annotations (``data/release.py``) and writes
 ``frames.parquet``, ``videos.parquet`` and ``splits.parquet`` (``data/tables.py`` documents them),
 ``audio/<source>.wav`` (16 kHz mono), ``crops/<video>/NNNNN.jpg`` for videos without a crop
-folder (face detection on the raw video), and ``summary.json``. Paths stored are absolute and
+folder (face detection on the raw video), and ``summary.json`` (the folders used, per task and split
+how many videos have crops / only a raw video / audio, the folds). A release that would give videos
+without frames or faces is an error, never an empty dataset. Paths stored are absolute and
 point at the finished ``prep/`` folder.
 """
 
@@ -23,6 +27,9 @@ from abawkit.stages.split import SplitConfig
 class PrepConfig:
     seed: int = 0
     release: str = ""  # release root (absolute after loading)
+    annotations: str = ""  # folder holding the challenge folders; empty = found under release
+    crops: tuple[str, ...] = ()  # crop roots (folders of per-video crop folders); empty = found under release
+    videos: tuple[str, ...] = ()  # folders holding raw videos; empty = found under release
     size: int = 112  # side of crops made from raw videos
     detector: str = "mtcnn"  # mtcnn (Haar fallback) | haar
     audio_rate: int = 16000
@@ -65,29 +72,31 @@ def frame_counts(names, anns, infos, src_of, templ, crops) -> dict[str, int]:
     return out
 
 
-def make_crops(names, root: Path, src_of, run, final: Path, cfg: PrepConfig) -> tuple[dict, dict]:
-    """Crop index per video: the release's folder, or faces detected in the raw video."""
+def release_crops(names, lay) -> dict:
+    """{video: (folder, 1-based frame indices [K], file names)} for the videos with a crop folder."""
+    from abawkit.data.release import list_crops
+
+    return {v: (str(lay.crops[v]), *list_crops(lay.crops[v])) for v in names if v in lay.crops}
+
+
+def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -> tuple[dict, dict]:
+    """Faces detected in the raw videos of ``detect``: crop index per video, detection counts."""
     from abawkit.console import progress
     from abawkit.data.media import FaceDetector, crop_video
     from abawkit.data.release import list_crops
 
-    crops, detect, stats = {}, [], {}
-    for v in names:
-        d = root / "cropped_aligned" / v
-        if d.is_dir():
-            crops[v] = (str(d.resolve()), *list_crops(d))
-        elif src_of[v] is not None:
-            detect.append(v)
-    if detect:
-        det = FaceDetector(cfg.detector)
-        with progress(transient=True) as bar:
-            job = bar.add_task("detect faces", total=len(detect))
-            for v in detect:
-                half = "left" if v.endswith("_left") else "right" if v.endswith("_right") else None
-                stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half)
-                run.log("crops", video=v, **stats[v])
-                crops[v] = (str(final / "crops" / v), *list_crops(run.dir / "crops" / v))
-                bar.advance(job)
+    crops, stats = {}, {}
+    if not detect:
+        return crops, stats
+    det = FaceDetector(cfg.detector)
+    with progress(transient=True) as bar:
+        job = bar.add_task("detect faces", total=len(detect))
+        for v in detect:
+            half = "left" if v.endswith("_left") else "right" if v.endswith("_right") else None
+            stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half)
+            run.log("crops", video=v, **stats[v])
+            crops[v] = (str(final / "crops" / v), *list_crops(run.dir / "crops" / v))
+            bar.advance(job)
     return crops, stats
 
 
@@ -121,10 +130,81 @@ def summarize(frames: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def coverage(lay, anns: dict, tests: dict[str, list[str]], src_of: dict) -> list[dict]:
+    """Per task and split: videos, with crops, with only a raw video (faces to detect), with neither, with audio.
+
+    Raises ``AbawError`` naming the first labelled or test video that has neither crops nor a raw video."""
+    from abawkit.errors import AbawError
+
+    rows, missing = [], []
+    for t in sorted(set(anns) | set(tests)):
+        groups = {}
+        if t in anns:
+            for name, role in zip(anns[t].names, anns[t].roles):
+                groups.setdefault(role, []).append(name)
+        groups["test"] = tests.get(t, [])
+        for split in ("train", "val", "test"):
+            vids = groups.get(split, [])
+            crops = [v for v in vids if v in lay.crops]
+            raw = [v for v in vids if v not in lay.crops and src_of[v] is not None]
+            missing += [(v, t, split) for v in vids if v not in lay.crops and src_of[v] is None]
+            if vids:
+                rows.append({"task": t, "split": split, "videos": len(vids), "crops": len(crops), "raw video only": len(raw),
+                             "neither": len(vids) - len(crops) - len(raw), "audio": sum(src_of[v] is not None for v in vids)})
+    if missing:
+        v, t, split = missing[0]
+        more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise AbawError(f"{t} {split} video {v} has neither a crop folder nor a raw video{more}; searched crops under "
+                        f"{', '.join(lay.searched['crops'])} and videos under {', '.join(lay.searched['videos'])} "
+                        f"(pass --crops DIR / --videos DIR)")
+    return rows
+
+
+def check_faces(anns: dict, tests: dict[str, list[str]], crops: dict, detect: list[str], n_frames: dict[str, int]) -> None:
+    """Before any long work: no test video without frames, no task split none of whose frames has a face."""
+    from abawkit.errors import AbawError
+
+    for t, names in tests.items():
+        empty = [v for v in names if n_frames.get(v, 0) <= 0]
+        if empty:
+            raise AbawError(f"{t} test video {empty[0]} has 0 frames (no video, template row, crop or annotation gives a count)")
+    faces = {v: v in detect or bool((crops[v][1] <= n_frames[v]).any()) if v in crops else v in detect for v in n_frames}
+    for t in sorted(set(anns) | set(tests)):
+        groups = {"test": tests.get(t, [])}
+        if t in anns:
+            for name, role in zip(anns[t].names, anns[t].roles):
+                groups.setdefault(role, []).append(name)
+        for split, vids in groups.items():
+            if vids and not any(faces[v] for v in vids):
+                frames = sum(n_frames[v] for v in vids)
+                raise AbawError(f"{t} {split}: none of its {frames} frames in {len(vids)} videos has a face crop "
+                                f"(crop file names must be 1-based frame numbers, e.g. {lay_hint(crops, vids)})")
+
+
+def lay_hint(crops: dict, vids: list[str]) -> str:
+    """``00001.jpg``, or what the first crop folder actually holds."""
+    v = next((v for v in vids if v in crops and len(crops[v][2])), None)
+    return "00001.jpg" if v is None else f"00001.jpg; {crops[v][0]} starts at {crops[v][2][0]}"
+
+
+def show_found(lay, cover: list[dict]) -> None:
+    """Print the folders used and the per-split coverage table."""
+    from abawkit.console import console, table
+
+    console.print(table(f"release {lay.root}", ["kind", "path", "count"],
+                        [[r["kind"], r["path"], "-" if r["count"] is None else r["count"]] for r in lay.roots()]))
+    if cover:
+        console.print(table("videos per task and split", list(cover[0]), [list(r.values()) for r in cover]))
+    for key, paths in sorted(lay.duplicates.items()):
+        console.print(f"[yellow]note:[/] {key} found in {len(paths)} places; using {paths[0] if key.startswith('video:') else 'the fullest'}: "
+                      f"{', '.join(paths)}", soft_wrap=True)
+
+
 def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     """Index the release, write the tables and folds; returns the summary rows."""
     from abawkit.console import console, table
     from abawkit.data import release as rel
+    from abawkit.data.discover import annotation_items, discover, read_names
     from abawkit.labels import TASKS
     from abawkit.runs import stage, write_json, write_parquet
     from abawkit.stages.split import show, write_splits
@@ -132,14 +212,21 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     root = Path(cfg.release)
     with stage(workdir, "prep", cfg, seed=cfg.seed, force=force) as run_:
         final = run_.final_dir.resolve()
-        anns = {t: rel.read_annotations(TASKS[t], items) for t, items in rel.find_annotation_files(root).items()}
-        tests, templ, media = rel.test_names(root), rel.template_counts(root), rel.find_videos(root)
-        run_.add_input("release", root)
+        lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
+        anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
+        tests = {t: read_names(p) for t, p in lay.test_lists.items()}
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns})
-        src_of = {v: media.get(v) or media.get(rel.source_key(v)) for v in names}
-        infos = probe_sources(names, media)
-        crops, det = make_crops(names, root, src_of, run_, final, cfg)
-        n_frames = frame_counts(names, anns, infos, src_of, templ, crops)
+        src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
+        cover = coverage(lay, anns, tests, src_of)
+        infos = probe_sources(names, lay.videos)
+        crops = release_crops(names, lay)
+        detect = [v for v in names if v not in crops and src_of[v] is not None]
+        n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(lay.templates), crops)
+        check_faces(anns, tests, crops, detect, n_frames)
+        show_found(lay, cover)
+        run_.add_input("release", root)
+        made, det = detect_crops(detect, src_of, run_, final, cfg)
+        crops.update(made)
         audio = extract_audio_all(infos, run_, final, cfg.audio_rate)
         frames = rel.build_frames(n_frames, crops, anns, tests)
         videos = pd.DataFrame({
@@ -152,7 +239,8 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         _, report = write_splits(frames, cfg.split, run_.add_output("splits.parquet"))
         rows = summarize(frames)
         run_.metrics.update(videos=len(names), frames=len(frames), detected=det)
-        write_json(run_.add_output("summary.json"), {"rows": rows, "folds": report, "detected": det})
+        write_json(run_.add_output("summary.json"), {"rows": rows, "folds": report, "detected": det,
+                                                     "layout": lay.to_dict(), "roots": lay.roots(), "coverage": cover})
     console.print(table("prep", ["task", "split", "videos", "frames", "labelled"], [list(r.values()) for r in rows]))
     show(report)
     return {"rows": rows, "folds": report}

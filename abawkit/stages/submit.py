@@ -2,7 +2,7 @@
 
 Reads the (ensembled) test predictions (default: the ``ensemble/<track>`` stage), the smoothing
 policy (default: the ``smooth/<track>`` stage if it ran) and the test frames (a template file, which
-is the authority, or the prep workspace). Fills frames without a face from the nearest predicted
+is the authority: ``--template``, else the one prep found in the release, else the prep workspace). Fills frames without a face from the nearest predicted
 frame, smooths per video with the policy, thresholds (AU) / takes the argmax (EXPR) / clips (VA),
 writes ``<out>/<name>/`` (``submission.json`` records what went in) and validates the result.
 """
@@ -41,9 +41,24 @@ def _default_policy(workdir: Path, track: str) -> dict | None:
     return None
 
 
-def expected_frames(workdir: Path, spec, template: Path | None):
-    from abawkit import submission as sub
+def release_template(workdir: Path, track: str) -> Path | None:
+    """The organisers' template for ``track`` that prep found in the release, if any (``prep/summary.json``)."""
+    from abawkit.runs import read_json
 
+    summary = Path(workdir) / "prep" / "summary.json"
+    if not (Path(workdir) / "prep" / "manifest.json").is_file() or not summary.is_file():
+        return None
+    path = read_json(summary).get("layout", {}).get("templates", {}).get(track)
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def expected_frames(workdir: Path, spec, template: Path | None):
+    """Frames to predict: ``template``, else the release's template found by prep, else prep's test frames."""
+    from abawkit import submission as sub
+    from abawkit.console import console
+
+    if template is None and (template := release_template(workdir, spec.name)) is not None:
+        console.print(f"template: {template} (found by prep in the release)", soft_wrap=True)
     if template is not None:
         return sub.read_template(template)
     from abawkit.data.tables import load_prep
@@ -72,6 +87,7 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
     if pol and pol.get("task", spec.name) != spec.name:
         raise AbawError(f"{policy}: policy is for task {pol['task']}, not {spec.name}")
     expected = expected_frames(workdir, spec, template)
+    template = template or release_template(workdir, spec.name)
     rows = pd.DataFrame({"video": np.repeat(list(expected), [len(f) for f in expected.values()]),
                          "frame": np.concatenate(list(expected.values()))})
     p = read_predictions(pred, spec.name)

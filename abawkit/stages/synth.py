@@ -1,6 +1,7 @@
 """``abaw synth OUT``: write a synthetic release (see ``data/synthetic.py``) into folder OUT.
 
-Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
+``layout = "shipped"`` writes the same release rearranged as the organisers' archives unpack
+(``data/synthetic.ship_layout``). Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
 half-written release that prep would accept. ``OUT/synth.json`` records the settings.
 """
 
@@ -25,6 +26,7 @@ class SynthConfig:
     fps: int = 30
     audio_rate: int = 16000
     faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
+    layout: str = "tidy"  # tidy (official layout) | shipped (as the organisers' archives unpack)
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
@@ -33,6 +35,8 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     from abawkit.data import synthetic as syn
     from abawkit.runs import write_json
 
+    if cfg.layout not in ("tidy", "shipped"):
+        raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
         raise AbawError(f"synth: need --videos >= 3, --frames >= 30, --size >= 32 and --faces >= 0 "
                         f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
@@ -55,6 +59,8 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
             syn.write_face_pool(partial, spec, start, min(cfg.faces, start + chunk))
             bar.advance(job, min(chunk, cfg.faces - start))
     syn.write_test_lists(partial, sources, spec)
+    if cfg.layout == "shipped":
+        syn.ship_layout(partial, sources)
     people = [p for s in sources for p in s.people]
     summary = {r: sum(p.role == r for p in people) for r in ("train", "val", "test")}
     summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops],
@@ -63,6 +69,6 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
-    console.print(f"synthetic release: {out} ({summary['names']} videos: {summary['train']} train, "
+    console.print(f"synthetic release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")
     return summary
