@@ -23,7 +23,7 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], flo
     """Build a rich table; floats are formatted with ``floatfmt``."""
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(str(c))
+        t.add_column(str(c), overflow="fold")  # long paths wrap instead of being cut
     for row in rows:
         t.add_row(*[floatfmt.format(v) if isinstance(v, float) else str(v) for v in row])
     return t

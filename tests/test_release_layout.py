@@ -161,7 +161,7 @@ def test_discovery_rules(tmp_path):
     lay = discover(r)
     assert lay.challenges == {"au": r / "9th ABAW" / "AU_Detection_Challenge"}
     assert lay.crops == {"vid1": r / "y/cropped_aligned_new_50_vids/vid1"}  # the fuller folder wins
-    assert "crops:vid1" in lay.duplicates
+    assert lay.duplicates["crops:vid1"] == [str(r / "y/cropped_aligned_new_50_vids/vid1"), str(r / "x/cropped_aligned/vid1")]
     assert lay.videos == {"vid1": r / "batch2/vid1.mp4", "vid2": r / "new_vids/vid2.MKV"}  # mp4 first; 5 levels down: not seen
     (r / "EXPR_Recognition_Challenge" / "Validation_Set").mkdir(parents=True)
     (r / "old" / "EXPR_Set" / "Train_Set").mkdir(parents=True)

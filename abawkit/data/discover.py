@@ -47,7 +47,7 @@ class Layout:
     videos: dict[str, Path] = field(default_factory=dict)  # media stem -> media file
     test_lists: dict[str, Path] = field(default_factory=dict)  # task -> *_test_set_release.txt
     templates: dict[str, Path] = field(default_factory=dict)  # task -> submission template
-    duplicates: dict[str, list[str]] = field(default_factory=dict)  # "crops:<video>" / "video:<stem>" -> paths
+    duplicates: dict[str, list[str]] = field(default_factory=dict)  # "crops:<video>" / "video:<stem>" -> [used, others...]
     searched: dict[str, list[str]] = field(default_factory=dict)  # kind -> folders searched
 
     def roots(self) -> list[dict]:
@@ -168,9 +168,10 @@ def _crop_folders(roots: list[Path], dups: dict[str, list[str]]) -> dict[str, Pa
     out = {}
     for name, folders in seen.items():
         if len(folders) > 1:
-            dups[f"crops:{name}"] = [str(f) for f in folders]
             counts = [sum(1 for f in os.listdir(d) if CROP_RE.match(f)) for d in folders]
-            folders = [folders[counts.index(max(counts))]]  # first of the fullest
+            best = folders[counts.index(max(counts))]  # first of the fullest
+            dups[f"crops:{name}"] = [str(best)] + [str(f) for f in folders if f != best]
+            folders = [best]
         out[name] = folders[0]
     return out
 

@@ -196,8 +196,9 @@ def show_found(lay, cover: list[dict]) -> None:
     if cover:
         console.print(table("videos per task and split", list(cover[0]), [list(r.values()) for r in cover]))
     for key, paths in sorted(lay.duplicates.items()):
-        console.print(f"[yellow]note:[/] {key} found in {len(paths)} places; using {paths[0] if key.startswith('video:') else 'the fullest'}: "
-                      f"{', '.join(paths)}", soft_wrap=True)
+        kind, name = key.split(":", 1)
+        console.print(f"[yellow]note:[/] {kind} of {name} found in {len(paths)} places; using {paths[0]} "
+                      f"(also: {', '.join(paths[1:])})", soft_wrap=True, highlight=False)
 
 
 def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
