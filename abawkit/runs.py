@@ -89,13 +89,23 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
 def sha256_tree(path: str | Path) -> str:
-    """Cheap fingerprint of a folder: relative names and sizes of every file (not contents)."""
-    root = Path(path)
+    """Cheap fingerprint of a folder: relative names of every file, and sizes of those that are not images.
+
+    A release or face collection holds millions of crops: listing names needs no per-file ``stat``
+    (20x faster than stat-ing each), while annotation files, lists and videos still change the hash
+    when their size does."""
+    root = str(path)
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(f"{p.relative_to(root)}\0{p.stat().st_size}\n".encode())
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        for f in sorted(files):
+            size = "" if f.lower().endswith(IMAGE_SUFFIXES) else os.path.getsize(os.path.join(dirpath, f))
+            h.update(f"{rel}/{f}\0{size}\n".encode())
     return h.hexdigest()
 
 

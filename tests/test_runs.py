@@ -75,3 +75,19 @@ def test_user_error_removes_partial_crash_keeps_it(tmp_path):
 def test_load_stage_hint(tmp_path):
     with pytest.raises(AbawError, match="run `abaw prep` first"):
         load_stage(tmp_path, "prep", hint="abaw prep")
+
+
+def test_tree_fingerprint_names_all_files_and_sizes_of_non_images(tmp_path):
+    from abawkit.runs import sha256_tree
+
+    (tmp_path / "crops" / "v1").mkdir(parents=True)
+    (tmp_path / "crops" / "v1" / "00001.jpg").write_bytes(b"a")
+    (tmp_path / "ann.txt").write_text("AU1\n1\n")
+    base = sha256_tree(tmp_path)
+    (tmp_path / "crops" / "v1" / "00001.jpg").write_bytes(b"bb")  # images: names only (no stat per crop)
+    assert sha256_tree(tmp_path) == base
+    (tmp_path / "ann.txt").write_text("AU1\n1\n0\n")
+    changed = sha256_tree(tmp_path)
+    assert changed != base
+    (tmp_path / "crops" / "v1" / "00002.jpg").write_bytes(b"")
+    assert sha256_tree(tmp_path) not in (base, changed)
