@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+)
 
 
 @friendly
@@ -19,6 +21,7 @@ def predict(
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Per-frame AUs, expression and valence/arousal for a video, with a workspace's trained models.
 
@@ -27,7 +30,9 @@ def predict(
     from abawkit.config import load_config
     from abawkit.stages.predict import PredictConfig, run
 
-    run(video, workdir, load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model), force=force)
+    cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model)
+    with checkpoint_trust(trust_checkpoint):
+        run(video, workdir, cfg, force=force)
 
 
 def register(app: typer.Typer) -> None:
