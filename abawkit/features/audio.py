@@ -164,14 +164,15 @@ class HFAudio:
 
 def _from_pretrained(cls: type, folder: Path) -> torch.nn.Module:
     """transformers' loader, held to our rule: safetensors or ``weights_only`` unless ``--trust-checkpoint``."""
-    from abawkit.models.checkpoints import TRUST_FLAG, trusted
+    from abawkit.models.checkpoints import refused, trusted
 
     try:
         return cls.from_pretrained(str(folder), weights_only=not trusted(), trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - a broken or unsafe folder is a bad input
+        if "GLOBAL" in str(exc):
+            raise refused(folder, exc) from None
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        hint = f"; if you trust where it comes from, pass {TRUST_FLAG}" if "GLOBAL" in str(exc) else ""
-        raise AbawError(f"{folder}: cannot load {cls.__name__} ({type(exc).__name__}: {first}){hint}") from None
+        raise AbawError(f"{folder}: cannot load {cls.__name__} ({type(exc).__name__}: {first})") from None
 
 
 class VGGishAudio:

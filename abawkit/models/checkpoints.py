@@ -121,10 +121,15 @@ def load_file(path: str | Path, map_location: Any = "cpu") -> Any:
     except pickle.UnpicklingError as exc:
         if trusted or "GLOBAL" not in str(exc):
             raise AbawError(f"{path}: not a readable checkpoint (UnpicklingError: {_first_line(exc)})") from None
-        raise AbawError(f"{path}: holds {_unsafe_globals(path, exc)}, which could run code when loaded; "
-                        f"if you trust where this file comes from, pass {TRUST_FLAG}") from None
+        raise refused(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file, ...: a bad input
         raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def refused(path: Path, exc: Exception) -> AbawError:
+    """The one line for a file that needs more than ``weights_only`` allows: what it holds, and the flag."""
+    return AbawError(f"{path}: holds {_unsafe_globals(path, exc)}, which could run code when loaded; "
+                     f"if you trust where this file comes from, pass {TRUST_FLAG}")
 
 
 def _first_line(exc: Exception) -> str:
