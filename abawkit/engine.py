@@ -268,8 +268,13 @@ class _Loop:
         if self.ckpt is None or not self.ckpt.exists():
             return False
         state = load_file(self.ckpt, map_location=self.device)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # inputs or model settings changed since the save
+            why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise AbawError(f"{self.ckpt}: the resume checkpoint does not fit this model ({why[:200]}); "
+                            "the stale run was cleared, run the command again to start afresh") from None
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         rng = state["rng"]

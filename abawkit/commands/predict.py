@@ -18,6 +18,7 @@ def predict(
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
     model: Annotated[Optional[str], typer.Option(help="tmf (with audio) or frame (fine-tuned encoder).")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Face detector: mtcnn (Haar fallback) | haar.")] = None,
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
@@ -30,7 +31,7 @@ def predict(
     from abawkit.config import load_config
     from abawkit.stages.predict import PredictConfig, run
 
-    cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model)
+    cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model, detector=detector)
     with checkpoint_trust(trust_checkpoint):
         run(video, workdir, cfg, force=force)
 

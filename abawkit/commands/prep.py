@@ -14,6 +14,7 @@ def prep(
     release: Annotated[Path, typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")],
     workdir: Workdir = DEFAULT_WORKDIR,
     size: Annotated[Optional[int], typer.Option(help="Side of face crops made from raw videos.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Face detector for raw videos: mtcnn (Haar fallback) | haar.")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
@@ -23,7 +24,8 @@ def prep(
     from abawkit.config import load_config
     from abawkit.stages import prep as stage
 
-    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, seed=seed)
+    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size,
+                      detector=detector, seed=seed)
     stage.run(cfg, workdir, force=force)
 
 

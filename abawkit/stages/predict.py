@@ -108,7 +108,12 @@ def tmf_values(workdir: Path, task_name: str, fold: int, clip: Clip) -> np.ndarr
     cfg = from_dict(TMFConfig, read_json(d / MANIFEST)["config"], str(d / MANIFEST))
     ckpt = read_checkpoint(d / "best.pt")
     parts = tuple(feature_part(workdir, name, clip).astype(np.float32) for name in ckpt["features"])
-    model = build_model(cfg, sum(p.shape[1] for p in parts))
+    dims = [p.shape[1] for p in parts]
+    if sum(dims) != ckpt["arch"]["in_dim"]:
+        raise AbawError(f"{d}: trained on {ckpt['arch']['in_dim']} feature dims, but features/"
+                        f"{{{','.join(ckpt['features'])}}} now give {'+'.join(map(str, dims))} (re-extracted with "
+                        f"another extractor?): re-run `abaw train tmf --task {task_name} --fold {fold} --force`")
+    model = build_model(cfg, sum(dims))
     model.load_state_dict(ckpt["model"])
     data = [VideoData(clip.path.stem, parts, np.zeros((clip.n_frames, 1), np.float32))]
     return predict(model.eval(), data, cfg, torch.device("cpu"))[0]
