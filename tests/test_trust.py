@@ -141,3 +141,14 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for p in (tmp_path / "sub" / "a.json", tmp_path / "b.pt"):
         assert stat.S_IMODE(p.stat().st_mode) == mode, p
+
+
+def test_numpy_values_and_older_resume_checkpoints_load_safely(tmp_path):
+    import random
+
+    import numpy as np
+
+    torch.save({"rng": {"python": random.getstate(), "numpy": np.random.get_state()}, "best": {"score": np.float64(0.5)}},
+               tmp_path / "last.pt")  # what this project's resume files held before their RNG state was made plain
+    obj = read_checkpoint(tmp_path / "last.pt")
+    assert obj["rng"]["numpy"][1].dtype == np.uint32 and obj["best"]["score"] == 0.5

@@ -56,17 +56,17 @@ def _safe_globals() -> list:
     """What real checkpoints hold beyond tensors and plain values, and nothing that can run code.
 
     Official MAE training checkpoints (``misc.save_model``: model, optimizer, epoch, scaler, args)
-    keep their ``argparse.Namespace`` under ``args``; other trainers store numpy scalars (epoch,
-    best score) in their records.
+    keep their ``argparse.Namespace`` under ``args``; other trainers store numpy scalars and arrays
+    (epoch, best score, numpy RNG state: this project's own resume files before they were made plain).
+    Rebuilding a numpy array runs no code of the file's choosing (``weights_only`` still vets its contents).
     """
     import argparse
 
     import numpy as np
 
     core = getattr(np, "_core", None) or np.core  # numpy 2 | 1
-    scalar = core.multiarray.scalar
-    dtypes = {type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")}
-    return [argparse.Namespace, scalar, np.dtype, *dtypes]
+    dtypes = {type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint32", "uint8", "bool")}
+    return [argparse.Namespace, core.multiarray.scalar, core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
 
 
 _TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("abawkit_trust_checkpoints", default=False)
