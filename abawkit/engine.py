@@ -197,10 +197,13 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_state(path: Path, obj: dict) -> None:
-    from abawkit.runs import atomic_path
+    from abawkit.runs import atomic_path, write_error
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a full disk as "file write failed"
+            raise write_error(path, exc) from None
 
 
 def _rank_file(path: Path, rank: int) -> Path:

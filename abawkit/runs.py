@@ -14,6 +14,7 @@ times; later stages find their inputs through it (``load_stage``), not by globbi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -47,6 +48,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:  # name the file the user knows (a full disk in write() names none)
+        if exc.filename in (None, str(tmp_path)):
+            exc.filename = str(path)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -60,7 +65,22 @@ def _create_temp(path: Path) -> Path:
             return tmp
         except FileExistsError:
             continue
+        except OSError as exc:  # read-only, no permission: name the file the user knows
+            exc.filename = str(path)
+            raise
     raise AbawError(f"{path.parent}: cannot create a temporary file")
+
+
+def write_error(path: str | Path, exc: BaseException | str) -> OSError:
+    """An ``OSError`` naming ``path`` for a library whose failed write says only "failed" (soundfile,
+    torch.save, cv2.imwrite): ENOSPC when the disk is (nearly) full, else EIO."""
+    try:
+        full = shutil.disk_usage(Path(path).parent).free < 1 << 20
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full else errno.EIO
+    why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "write failed")
+    return OSError(code, f"{os.strerror(code)}: {why[:120]}", str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -266,6 +286,10 @@ def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[St
         except AbawError:
             if run.main_process:
                 shutil.rmtree(run.dir, ignore_errors=True)
+            raise
+        except OSError as exc:  # full disk, read-only: keep .partial; name the folder when the library did not
+            if exc.filename is None:
+                exc.filename = str(run.dir)
             raise
         except KeyboardInterrupt:
             raise Interrupted(f"{name} was interrupted; its progress is kept in {run.dir}: "

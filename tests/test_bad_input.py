@@ -37,7 +37,7 @@ def test_ctrl_c_keeps_partial_and_exits_130(tmp_path, synth_release, monkeypatch
     assert not lock_path(w, "prep").exists()
 
 
-@pytest.mark.parametrize("code, hint", [(errno.ENOSPC, "free some space"), (errno.EROFS, "permissions")])
+@pytest.mark.parametrize("code, hint", [(errno.ENOSPC, "free some space"), (errno.EROFS, "read-only")])
 def test_full_or_read_only_disk_is_one_line(tmp_path, synth_release, monkeypatch, code, hint):
     import os
 
@@ -115,3 +115,21 @@ def test_prep_with_mtcnn_works_without_cascade(tmp_path, monkeypatch):
     frames = pd.read_parquet(w / "prep" / "frames.parquet")
     made = frames[frames.crop.str.contains("/prep/crops/", na=False)]
     assert len(made) == 30  # the video without a crop folder: every frame cropped by MTCNN alone
+
+
+def test_a_library_write_failing_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from abawkit.engine import save_state
+
+    def failing_save(obj, f):
+        open(f, "wb").write(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1603456 vs 1603344")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(10, 10, 0))
+    with pytest.raises(OSError) as err:
+        save_state(tmp_path / "last.pt", {"x": 1})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []  # the half-written temp file is gone

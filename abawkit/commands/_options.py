@@ -81,6 +81,7 @@ _ENV_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUO
 
 def _os_error_line(exc: OSError) -> str:
     """``<file>: <reason>`` plus what to do: these are the user's disk, not a bug."""
-    where = exc.filename or "workdir"
-    hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder's permissions and free space"
-    return f"{where}: cannot write ({exc.strerror}); {hint} and run the command again (finished files are intact)"
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "the file system is read-only",
+            errno.EIO: "check the disk"}.get(exc.errno or 0, "check the folder's permissions")
+    return (f"{exc.filename or 'workdir'}: cannot write ({exc.strerror}); {hint}, then run the command again "
+            "(finished files are intact)")

@@ -8,7 +8,6 @@ a video where nothing is ever found is center-cropped, so every frame still gets
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -66,7 +65,7 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
     import av
     import soundfile as sf
 
-    from abawkit.runs import atomic_path
+    from abawkit.runs import atomic_path, write_error
 
     chunks = []
     try:
@@ -81,7 +80,10 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
         raise AbawError(f"{path}: unreadable audio ({type(exc).__name__}: {exc})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)  # [T]
     with atomic_path(wav) as tmp:
-        sf.write(str(tmp), samples, rate, format="WAV", subtype="FLOAT")
+        try:
+            sf.write(str(tmp), samples, rate, format="WAV", subtype="FLOAT")
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise write_error(wav, exc) from None
     return True
 
 
@@ -192,7 +194,9 @@ def crop_video(path: str | Path, out_dir: Path, size: int, detector: FaceDetecto
             last = box if box is not None else last
             img = square_crop(frame, last, size)
             if not cv2.imwrite(str(out_dir / f"{k:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-                raise OSError(errno.EIO, "cannot write image (disk full or read-only?)", str(out_dir / f"{k:05d}.jpg"))
+                from abawkit.runs import write_error
+
+                raise write_error(out_dir / f"{k:05d}.jpg", "cv2.imwrite failed")
         buf.clear()
 
     for frame in iter_frames(path):
