@@ -133,3 +133,12 @@ def test_a_library_write_failing_on_a_full_disk_names_the_file(tmp_path, monkeyp
         save_state(tmp_path / "last.pt", {"x": 1})
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "last.pt")
     assert list(tmp_path.iterdir()) == []  # the half-written temp file is gone
+
+
+def test_ctrl_c_outside_a_stage_exits_130(tmp_path, monkeypatch):
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("abawkit.stages.synth.run", interrupt)
+    result = runner.invoke(app, ["synth", str(tmp_path / "r")])
+    assert result.exit_code == 130 and "run the same command again" in one_line(result.output)

@@ -62,7 +62,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             console.print(f"[yellow]interrupted:[/] {escape(str(stop))}", soft_wrap=True)
             raise typer.Exit(stop.code) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/] (nothing was half-written)")
+            console.print("[yellow]interrupted:[/] nothing was half-written; finished stages are kept: "
+                          "run the same command again to continue", soft_wrap=True)
             raise typer.Exit(130) from None
         except AbawError as err:
             console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
