@@ -164,10 +164,14 @@ class HFAudio:
 
 def _from_pretrained(cls: type, folder: Path) -> torch.nn.Module:
     """transformers' loader, held to our rule: safetensors or ``weights_only`` unless ``--trust-checkpoint``."""
+    import inspect
+
     from abawkit.models.checkpoints import refused, trusted
 
+    # transformers >= 5 takes weights_only (default True); 4.x always loads .bin with weights_only=True
+    opt = {"weights_only": not trusted()} if "weights_only" in inspect.signature(cls.from_pretrained).parameters else {}
     try:
-        return cls.from_pretrained(str(folder), weights_only=not trusted(), trust_remote_code=False)
+        return cls.from_pretrained(str(folder), trust_remote_code=False, **opt)
     except Exception as exc:  # noqa: BLE001 - a broken or unsafe folder is a bad input
         if "GLOBAL" in str(exc):
             raise refused(folder, exc) from None
