@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from abawkit import distributed
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,7 @@ class _Loop:
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError) as exc:  # inputs or model settings changed since the save
-            why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-            raise AbawError(f"{self.ckpt}: the resume checkpoint does not fit this model ({why[:200]}); "
+            raise AbawError(f"{self.ckpt}: the resume checkpoint does not fit this model ({first_line(exc)}); "
                             "the stale run was cleared, run the command again to start afresh") from None
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]

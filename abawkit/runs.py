@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from abawkit.config import to_dict
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 MANIFEST = "manifest.json"
 
@@ -79,8 +79,7 @@ def write_error(path: str | Path, exc: BaseException | str) -> OSError:
     except OSError:
         full = False
     code = errno.ENOSPC if full else errno.EIO
-    why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "write failed")
-    return OSError(code, f"{os.strerror(code)}: {why[:120]}", str(path))
+    return OSError(code, f"{os.strerror(code)}: {first_line(exc, 120)}", str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 SAMPLE_RATE = 16000
 
@@ -175,8 +175,7 @@ def _from_pretrained(cls: type, folder: Path) -> torch.nn.Module:
     except Exception as exc:  # noqa: BLE001 - a broken or unsafe folder is a bad input
         if "GLOBAL" in str(exc):
             raise refused(folder, exc) from None
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise AbawError(f"{folder}: cannot load {cls.__name__} ({type(exc).__name__}: {first})") from None
+        raise AbawError(f"{folder}: cannot load {cls.__name__} ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 class VGGishAudio:

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import torch
 
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 from abawkit.models.mae import ENCODERS, EncoderArch, ViTEncoder, arch_from_dict
 
 FORMAT = "abawkit"
@@ -108,33 +108,28 @@ def load_file(path: str | Path, map_location: Any = "cpu") -> Any:
     path = Path(path)
     if not path.is_file():
         raise AbawError(f"{path}: checkpoint not found")
-    trusted = _TRUST.get()
+    full = trusted()
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file as load_safetensors
 
             return load_safetensors(str(path), device=str(map_location))
-        if trusted:
+        if full:
             return torch.load(path, map_location=map_location, weights_only=False)
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if trusted or "GLOBAL" not in str(exc):
-            raise AbawError(f"{path}: not a readable checkpoint (UnpicklingError: {_first_line(exc)})") from None
+        if full or "GLOBAL" not in str(exc):
+            raise AbawError(f"{path}: not a readable checkpoint (UnpicklingError: {first_line(exc)})") from None
         raise refused(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file, ...: a bad input
-        raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def refused(path: Path, exc: Exception) -> AbawError:
     """The one line for a file that needs more than ``weights_only`` allows: what it holds, and the flag."""
     return AbawError(f"{path}: holds {_unsafe_globals(path, exc)}, which could run code when loaded; "
                      f"if you trust where this file comes from, pass {TRUST_FLAG}")
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else "no details"
 
 
 def read_checkpoint(path: str | Path) -> dict:
