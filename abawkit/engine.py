@@ -9,9 +9,10 @@ over ``dataset`` with:
 - bf16 autocast on CUDA; DistributedDataParallel + a distributed sampler when a process group is
   initialised (``abawkit.distributed.setup`` under ``torchrun``);
 - exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
-  the RNG states of python/numpy/torch (one small ``.rankN`` file per extra rank). The data order is
-  a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch, index), so
-  a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
+  the RNG states of python/numpy/torch (one small ``.rankN`` file per extra rank), in plain types so
+  it loads with ``weights_only=True`` like any other file (``models.checkpoints.load_file``). The data
+  order is a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch,
+  index), so a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
 - an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is
   in eval mode under ``torch.no_grad``); ``on_best(model, record)`` is called when the score improves;
 - JSON lines through ``run.log`` (a ``runs.StageRun``): ``train`` every ``log_every`` steps,
@@ -37,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from abawkit import distributed
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 
 @dataclass(frozen=True)
@@ -169,19 +170,41 @@ def rng_state() -> dict:
     return state
 
 
+def portable_rng_state() -> dict:
+    """``rng_state()`` in plain types (numpy's key array -> list), so a checkpoint loads with ``weights_only``."""
+    state = rng_state()
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    state["numpy"] = (str(name), keys.tolist(), int(pos), int(has_gauss), float(cached))
+    return state
+
+
+def plain(obj: Any) -> Any:
+    """numpy scalars -> python numbers, recursively (epoch records may hold them; pickled they need numpy)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    return obj
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # a resumed checkpoint may have been mapped to the GPU
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_state(path: Path, obj: dict) -> None:
-    from abawkit.runs import atomic_path
+    from abawkit.runs import atomic_path, write_error
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a full disk as "file write failed"
+            raise write_error(path, exc) from None
 
 
 def _rank_file(path: Path, rank: int) -> Path:
@@ -235,24 +258,31 @@ class _Loop:
         if self.info.is_main:
             save_state(self.ckpt, {
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), "step": self.step, "history": self.history,
-                "best": self.best, "rng": rng_state(),
+                "scheduler": self.sched.state_dict(), "step": self.step, "history": plain(self.history),
+                "best": plain(self.best), "rng": portable_rng_state(),
             })
         else:
-            save_state(_rank_file(self.ckpt, self.info.rank), {"rng": rng_state(), "step": self.step})
+            save_state(_rank_file(self.ckpt, self.info.rank), {"rng": portable_rng_state(), "step": self.step})
         distributed.barrier()
 
     def load(self) -> bool:
+        """Resume from our own checkpoint; read like any file (``weights_only``: no code runs)."""
+        from abawkit.models.checkpoints import load_file
+
         if self.ckpt is None or not self.ckpt.exists():
             return False
-        state = torch.load(self.ckpt, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        state = load_file(self.ckpt, map_location=self.device)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # inputs or model settings changed since the save
+            raise AbawError(f"{self.ckpt}: the resume checkpoint does not fit this model ({first_line(exc)}); "
+                            "the stale run was cleared, run the command again to start afresh") from None
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         rng = state["rng"]
         if not self.info.is_main:
-            rng = torch.load(_rank_file(self.ckpt, self.info.rank), weights_only=False)["rng"]
+            rng = load_file(_rank_file(self.ckpt, self.info.rank))["rng"]
         set_rng_state(rng)
         return True
 

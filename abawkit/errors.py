@@ -24,3 +24,9 @@ def where(path: object, line: int | None = None, field: str | None = None) -> st
     if field:
         loc += f" [{field}]"
     return loc
+
+
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (libraries write paragraphs), for one-line errors."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return (line or (type(exc).__name__ if isinstance(exc, BaseException) else "no details"))[:limit]

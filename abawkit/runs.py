@@ -5,6 +5,7 @@ While running it writes into ``<name>.partial/``; only a finished stage is renam
 crash or a bad input never leaves a half-written stage behind. A stage interrupted by a crash keeps
 its ``.partial`` folder (checkpoints) and resumes from it when started again with the same config;
 a user error (``AbawError``) removes it. A finished stage is a no-op on re-run unless ``force``.
+One run at a time per stage: ``<workdir>/<name>.lock`` (``flock``) names the live holder (``lock_holder``).
 
 ``manifest.json`` records inputs (with sha256), outputs (with sha256), metrics, seed, versions and
 times; later stages find their inputs through it (``load_stage``), not by globbing the disk.
@@ -13,12 +14,14 @@ times; later stages find their inputs through it (``load_stage``), not by globbi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
-import tempfile
+import socket
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from abawkit.config import to_dict
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 MANIFEST = "manifest.json"
 
@@ -34,17 +37,49 @@ MANIFEST = "manifest.json"
 # ----------------------------------------------------------------------------- atomic files
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temp file is created with mode 0666 minus the umask (0644 under umask 022), like any file
+    ``open()`` creates; ``mkstemp``'s 0600 would hide outputs from teammates on a shared server.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:  # name the file the user knows (a full disk in write() names none)
+        if exc.filename in (None, str(tmp_path)):
+            exc.filename = str(path)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _create_temp(path: Path) -> Path:
+    """A new empty ``.<name>.<random>.tmp`` beside ``path`` (O_EXCL: never someone else's file)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:  # read-only, no permission: name the file the user knows
+            exc.filename = str(path)
+            raise
+    raise AbawError(f"{path.parent}: cannot create a temporary file")
+
+
+def write_error(path: str | Path, exc: BaseException | str) -> OSError:
+    """An ``OSError`` naming ``path`` for a library whose failed write says only "failed" (soundfile,
+    torch.save, cv2.imwrite): ENOSPC when the disk is (nearly) full, else EIO."""
+    try:
+        full = shutil.disk_usage(Path(path).parent).free < 1 << 20
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full else errno.EIO
+    return OSError(code, f"{os.strerror(code)}: {first_line(exc, 120)}", str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -241,23 +276,132 @@ def open_stage(
 def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[StageRun]:
     """``with stage(...) as run:`` — finish on success, clean up on a user error.
 
-    A crash (any other exception, Ctrl-C) keeps ``.partial`` so the stage can resume.
-    Under ``torchrun`` every rank enters the body only once rank 0 has prepared ``.partial``; rank 0
-    moves it into place only once every rank has left the body (others may still be writing or
-    reading there), and every rank leaves with rank 0's metrics.
+    The stage's lock (``stage_lock``) is held from before anything is touched until the end, so a
+    second run of the same stage stops with one line instead of writing into the same ``.partial``.
+    A crash (any other exception) keeps ``.partial`` so the stage can resume; Ctrl-C keeps it too and
+    becomes ``Interrupted`` (exit 130, one line saying how to resume).
+    Under ``torchrun`` only rank 0 locks, and every rank enters the body only once rank 0 has prepared
+    ``.partial``; rank 0 moves it into place only once every rank has left the body (others may still
+    be writing or reading there), and every rank leaves with rank 0's metrics.
     """
-    run = open_stage(workdir, name, config, **kw)
-    if dist := _distributed():
-        dist.barrier()
+    with stage_lock(workdir, name) if kw.get("main_process", True) else contextlib.nullcontext():
+        run = open_stage(workdir, name, config, **kw)
+        if dist := _distributed():
+            dist.barrier()
+        try:
+            yield run
+        except Interrupted:
+            raise  # an inner stage already said how to resume
+        except AbawError:
+            if run.main_process:
+                shutil.rmtree(run.dir, ignore_errors=True)
+            raise
+        except OSError as exc:  # full disk, read-only: keep .partial; name the folder when the library did not
+            if exc.filename is None:
+                exc.filename = str(run.dir)
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(f"{name} was interrupted; its progress is kept in {run.dir}: "
+                              "run the same command again to resume it") from None
+        if dist := _distributed():  # asked again: a stage may join the process group inside its body (TMF's fit)
+            run.metrics = dist.broadcast_object(run.metrics)  # also the barrier before rank 0 moves the folder
+        run.finish()
+
+
+class Interrupted(AbawError):
+    """Ctrl-C during a stage: ``.partial`` is kept; exit code 130 (128 + SIGINT), as shells expect."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=130)
+
+
+# ----------------------------------------------------------------------------- stage locks
+def lock_path(workdir: str | Path, name: str) -> Path:
+    """``<workdir>/<name>.lock``, beside the stage folder (``W/finetune/au/fold3.lock``)."""
+    return Path(workdir) / f"{name}.lock"
+
+
+@contextlib.contextmanager
+def stage_lock(workdir: str | Path, name: str) -> Iterator[None]:
+    """Hold stage ``name``'s lock (``flock``, so a killed holder never blocks: the kernel drops it).
+
+    The file holds ``{"pid", "host", "started"}`` of the holder and is removed when the stage ends.
+    Another process holding it -> ``AbawError`` naming its pid and host.
+    """
+    path = lock_path(workdir, name)
+    fd = _acquire(path, name)
     try:
-        yield run
-    except AbawError:
-        if run.main_process:
-            shutil.rmtree(run.dir, ignore_errors=True)
-        raise
-    if dist := _distributed():  # asked again: a stage may join the process group inside its body (TMF's fit)
-        run.metrics = dist.broadcast_object(run.metrics)  # also the barrier before rank 0 moves the folder
-    run.finish()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if _same_file(fd, path):
+                path.unlink()  # while still locked: a waiter re-checks the inode and retries
+        os.close(fd)
+
+
+def _acquire(path: Path, name: str, grace_s: float = 0.5) -> int:
+    """Open + ``flock`` the lock file; retry for ``grace_s`` (a ``lock_holder`` probe holds it for microseconds)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + grace_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise AbawError(f"{name} is already running (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                            f"lock {path}): wait for it to end, or stop it, then run this again") from None
+        if _same_file(fd, path):  # else the holder removed it between our open and flock: take the new one
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode())
+    return fd
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        if isinstance(info, dict):
+            return info
+    return {}
+
+
+def lock_holder(workdir: str | Path, name: str) -> dict[str, Any] | None:
+    """``{"pid", "host", "started"}`` if a live process holds stage ``name``'s lock, else None.
+
+    A lock file left by a killed run is not held (the kernel released its ``flock``): None.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(lock_path(workdir, name), os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return {"pid": None, "host": None, "started": None, **_read_holder(fd)}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _distributed() -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from abawkit.errors import AbawError
-from abawkit.runs import StageDone, atomic_path, load_stage, read_json, sha256_file, stage, write_json
+from abawkit.runs import Interrupted, StageDone, atomic_path, load_stage, read_json, sha256_file, stage, write_json
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,15 @@ def test_user_error_removes_partial_crash_keeps_it(tmp_path):
             run.path("x").write_text("1")
             raise AbawError("bad input")
     assert not (tmp_path / "a.partial").exists() and not (tmp_path / "a").exists()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="run the same command again to resume") as stop:
         with stage(tmp_path, "b/fold1", C()) as run:
             run.path("ckpt.pt").write_text("step 5")
             raise KeyboardInterrupt
+    assert stop.value.code == 130
     assert (tmp_path / "b" / "fold1.partial" / "ckpt.pt").exists()
     with stage(tmp_path, "b/fold1", C()) as run:  # same config: resumes with the checkpoint kept
         assert run.path("ckpt.pt").read_text() == "step 5"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         with stage(tmp_path, "c", C()) as run:
             run.path("ckpt.pt").write_text("old")
             raise KeyboardInterrupt

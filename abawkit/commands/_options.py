@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.markup import escape
@@ -20,14 +22,34 @@ Sets = Annotated[
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the recipe).")]
 Force = Annotated[bool, typer.Option("--force", help="Re-run and overwrite a finished stage.")]
 Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an interrupted run from its last checkpoint.")]
+Trust = Annotated[bool, typer.Option(
+    "--trust-checkpoint",
+    help="Fully unpickle checkpoint files (they can then run code): only for files from a source you trust.")]
 
 DEFAULT_WORKDIR = Path("abaw-work")
 DEFAULT_RECIPE = "demo"
 
 
+@contextlib.contextmanager
+def checkpoint_trust(enabled: bool) -> Iterator[None]:
+    """Scope of ``--trust-checkpoint``: a warning, then every checkpoint read inside is fully unpickled."""
+    from abawkit.models.checkpoints import trusting
+
+    if enabled:
+        console.print("[yellow]warning:[/] --trust-checkpoint: checkpoint files are fully unpickled and can run "
+                      "any code they hold; use it only for files from a source you trust", soft_wrap=True)
+    with trusting(enabled):
+        yield
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command; ``AbawError`` -> one red line + its exit code, finished stage -> note + 0."""
-    from abawkit.runs import StageDone
+    """Run a command and end every way it can fail in one line and a non-zero exit code.
+
+    ``AbawError`` -> its line + its code (2); Ctrl-C -> how to resume + 130 (128 + SIGINT, the shell
+    convention); a workdir that cannot be written (read-only, full disk, no permission) -> 2;
+    a finished stage -> a note + 0.
+    """
+    from abawkit.runs import Interrupted, StageDone
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,8 +58,31 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except StageDone as done:
             console.print(f"[yellow]skip:[/] {done}")
             return None
+        except Interrupted as stop:
+            console.print(f"[yellow]interrupted:[/] {escape(str(stop))}", soft_wrap=True)
+            raise typer.Exit(stop.code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted:[/] nothing was half-written; finished stages are kept: "
+                          "run the same command again to continue", soft_wrap=True)
+            raise typer.Exit(130) from None
         except AbawError as err:
             console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(err.code) from None
+        except OSError as exc:
+            if exc.errno not in _ENV_ERRNOS:
+                raise
+            console.print(f"[red]error:[/] {escape(_os_error_line(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+_ENV_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``<file>: <reason>`` plus what to do: these are the user's disk, not a bug."""
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "the file system is read-only",
+            errno.EIO: "check the disk"}.get(exc.errno or 0, "check the folder's permissions")
+    return (f"{exc.filename or 'workdir'}: cannot write ({exc.strerror}); {hint}, then run the command again "
+            "(finished files are intact)")

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+)
 
 extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audio models) into the feature store.",
                           no_args_is_help=True)
@@ -26,6 +28,7 @@ def vision(
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Encode every face crop with a (fine-tuned) ViT; frames without a face take their fill frame's feature."""
     from abawkit.config import load_config
@@ -34,7 +37,8 @@ def vision(
     over = {"checkpoint": str(checkpoint) if checkpoint else None, "task": task, "fold": fold, "name": name, "pool": pool}
     sets = list(sets or []) + [f"vision.{k}={_toml(v)}" for k, v in over.items() if v is not None]
     cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
-    run_vision(workdir, cfg, force=force)
+    with checkpoint_trust(trust_checkpoint):
+        run_vision(workdir, cfg, force=force)
 
 
 @extract_app.command("audio")
@@ -48,6 +52,7 @@ def audio(
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Audio features resampled to the video frame times (frame i at (i-1)/fps), plus an audio-present flag."""
     from abawkit.config import load_config
@@ -56,7 +61,8 @@ def audio(
     over = {"model": model, "checkpoint": str(checkpoint) if checkpoint else None, "layer": layer}
     sets = list(sets or []) + [f"audio.{k}={_toml(v)}" for k, v in over.items() if v is not None]
     cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
-    run_audio(workdir, cfg, force=force)
+    with checkpoint_trust(trust_checkpoint):
+        run_audio(workdir, cfg, force=force)
 
 
 def _toml(value: object) -> str:

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+)
 
 
 def finetune(
@@ -21,6 +23,7 @@ def finetune(
     seed: Seed = None,
     resume: Resume = True,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Fine-tune on the fold's train frames, keep the best validation epoch, predict val + test frames.
 
@@ -41,7 +44,8 @@ def finetune(
     elif init:
         sets.append(f'init="{init.resolve()}"')
     cfg = load_config(stage.FinetuneConfig, "finetune", recipe, sets, seed=seed, task=spec.name, fold=fold)
-    m = stage.run(workdir, cfg, force=force, resume=resume)
+    with checkpoint_trust(trust_checkpoint):
+        m = stage.run(workdir, cfg, force=force, resume=resume)
     console.print(table(f"fine-tune {spec.name} fold {fold} ({spec.metric})", ["init", "val score", "best epoch", "steps"],
                         [[cfg.init, m["val_score"], m["best_epoch"], m["steps"]]]))
     console.print(f"wrote {Path(workdir) / m['stage']}")

@@ -17,6 +17,7 @@ def prep(
     videos: Annotated[Optional[list[Path]], typer.Option(help="Folder holding raw videos, searched recursively (repeatable).")] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     size: Annotated[Optional[int], typer.Option(help="Side of face crops made from raw videos.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Face detector for raw videos: mtcnn (Haar fallback) | haar.")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
@@ -30,7 +31,7 @@ def prep(
     from abawkit.config import load_config
     from abawkit.stages import prep as stage
 
-    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, seed=seed,
+    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, detector=detector, seed=seed,
                       annotations=str(annotations.resolve()) if annotations else None,
                       crops=[str(p.resolve()) for p in crops] if crops else None,
                       videos=[str(p.resolve()) for p in videos] if videos else None)

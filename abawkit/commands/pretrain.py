@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+)
 
 
 def pretrain(
@@ -18,6 +20,7 @@ def pretrain(
     seed: Seed = None,
     resume: Resume = True,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Masked-autoencoder pre-training of a ViT on faces -> <workdir>/pretrain/checkpoint.pt.
 
@@ -29,7 +32,8 @@ def pretrain(
 
     sets = list(sets or []) + ([f'data.images="{images.resolve()}"'] if images else [])
     cfg = load_config(stage.PretrainConfig, "pretrain", recipe, sets, seed=seed)
-    m = stage.run(workdir, cfg, force=force, resume=resume)
+    with checkpoint_trust(trust_checkpoint):  # only the resume checkpoint is read (one from an older abawkit)
+        m = stage.run(workdir, cfg, force=force, resume=resume)
     console.print(table("MAE pre-training", ["images", "steps", "first loss", "final loss"],
                         [[m["images"], m["steps"], m["first_loss"], m["final_loss"]]]))
     console.print(f"wrote {Path(workdir) / stage.STAGE}")

@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+)
 
 train_app = typer.Typer(help="Train models on extracted features.", no_args_is_help=True)
 
@@ -23,6 +25,7 @@ def tmf(
     seed: Seed = None,
     resume: Resume = True,
     force: Force = False,
+    trust_checkpoint: Trust = False,
 ) -> None:
     """Clips of K frames over concatenated features -> Transformer encoder -> per-frame predictions."""
     from abawkit.config import load_config
@@ -45,14 +48,15 @@ def tmf(
         names = [f.strip() for f in features.split(",") if f.strip()]
         sets.append(f"features.{spec.name}={names!r}".replace("'", '"'))
     rows = []
-    for f in folds:
-        cfg = load_config(TMFConfig, "tmf", recipe, sets, seed=seed, task=spec.name, fold=f)
-        try:
-            metrics = run(workdir, cfg, force=force, resume=resume)
-        except StageDone as done:
-            console.print(f"[yellow]skip:[/] {done}")
-            continue
-        rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
+    with checkpoint_trust(trust_checkpoint):  # only resume checkpoints are read (one from an older abawkit)
+        for f in folds:
+            cfg = load_config(TMFConfig, "tmf", recipe, sets, seed=seed, task=spec.name, fold=f)
+            try:
+                metrics = run(workdir, cfg, force=force, resume=resume)
+            except StageDone as done:
+                console.print(f"[yellow]skip:[/] {done}")
+                continue
+            rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
     if rows:
         console.print(table(f"TMF {spec.name} ({spec.metric})", ["fold", "val", "best epoch"], rows))
 

@@ -65,7 +65,7 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
     import av
     import soundfile as sf
 
-    from abawkit.runs import atomic_path
+    from abawkit.runs import atomic_path, write_error
 
     chunks = []
     try:
@@ -80,38 +80,71 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
         raise AbawError(f"{path}: unreadable audio ({type(exc).__name__}: {exc})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)  # [T]
     with atomic_path(wav) as tmp:
-        sf.write(str(tmp), samples, rate, format="WAV", subtype="FLOAT")
+        try:
+            sf.write(str(tmp), samples, rate, format="WAV", subtype="FLOAT")
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise write_error(wav, exc) from None
     return True
 
 
 class FaceDetector:
-    """Largest-face boxes per frame: MTCNN when available, Haar cascade otherwise or as fallback."""
+    """Largest-face boxes per frame: MTCNN (on CUDA when there is one), OpenCV's Haar cascade
+    when asked for (``kind="haar"``) or as MTCNN's fallback for frames it finds nothing in.
 
-    def __init__(self, kind: str = "mtcnn") -> None:
-        import cv2
+    The cascade is built only when first needed: some OpenCV builds (5.x) have no
+    ``CascadeClassifier``. Asked for explicitly, that is a one-line error; as a fallback, a
+    one-line warning (once) and MTCNN alone.
+    """
 
-        self.mtcnn = None
+    def __init__(self, kind: str = "mtcnn", device: str | None = None) -> None:
+        if kind not in ("mtcnn", "haar"):
+            raise AbawError(f"detector {kind!r}: expected mtcnn or haar")
+        self.kind, self.mtcnn, self._haar, self._no_haar = kind, None, None, False
         if kind == "mtcnn":
+            import torch
             from facenet_pytorch import MTCNN
 
-            self.mtcnn = MTCNN(keep_all=True, device="cpu", post_process=False)
-        self.haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.mtcnn = MTCNN(keep_all=True, device=device, post_process=False)
+        else:
+            self._cascade()  # fail before any frame is read
+
+    def _cascade(self):  # -> cv2.CascadeClassifier | None
+        """The Haar cascade, built on first use; None (after one warning) when MTCNN goes on alone."""
+        if self._haar is None and not self._no_haar:
+            import cv2
+
+            xml = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / "haarcascade_frontalface_default.xml"
+            haar = cv2.CascadeClassifier(str(xml)) if hasattr(cv2, "CascadeClassifier") and xml.is_file() else None
+            if haar is None or haar.empty():
+                why = f"this OpenCV ({cv2.__version__}) has no Haar face cascade (cv2.CascadeClassifier)"
+                if self.kind == "haar":
+                    raise AbawError(f"detector haar: {why}; use detector mtcnn")
+                from abawkit.console import console
+
+                console.print(f"[yellow]warning:[/] {why}: MTCNN detects faces alone (no Haar fallback)", soft_wrap=True)
+                self._no_haar = True
+            else:
+                self._haar = haar
+        return self._haar
 
     def detect(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Boxes [4] (x1, y1, x2, y2) of the largest face in each RGB frame, or None."""
-        import cv2
+        """Boxes [4] (x1, y1, x2, y2) of the largest face in each RGB frame [H, W, 3], or None.
 
+        The frames of one call go through MTCNN as one batch (they share a size: one video)."""
         boxes: list[np.ndarray | None] = [None] * len(frames)
         if self.mtcnn is not None:
             found, _ = self.mtcnn.detect(frames)
             boxes = [_largest(b) for b in found]
-        for i, b in enumerate(boxes):
-            if b is None:
-                hits = self.haar.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 3)
+        missed = [i for i, b in enumerate(boxes) if b is None]
+        if missed and (haar := self._cascade()) is not None:
+            import cv2
+
+            for i in missed:
+                hits = haar.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 3)
                 if len(hits):
                     xywh = np.asarray(hits, np.float32)
-                    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-                    boxes[i] = _largest(xyxy)
+                    boxes[i] = _largest(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1))
         return boxes
 
 
@@ -160,7 +193,10 @@ def crop_video(path: str | Path, out_dir: Path, size: int, detector: FaceDetecto
             found += box is not None
             last = box if box is not None else last
             img = square_crop(frame, last, size)
-            cv2.imwrite(str(out_dir / f"{k:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            if not cv2.imwrite(str(out_dir / f"{k:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+                from abawkit.runs import write_error
+
+                raise write_error(out_dir / f"{k:05d}.jpg", "cv2.imwrite failed")
         buf.clear()
 
     for frame in iter_frames(path):

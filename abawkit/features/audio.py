@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 
 SAMPLE_RATE = 16000
 
@@ -135,7 +135,7 @@ class HFAudio:
         cls = transformers.HubertModel if kind == "hubert" else transformers.Wav2Vec2Model
         if not (folder / "config.json").is_file():
             raise AbawError(f"{folder}: not a transformers checkpoint folder (no config.json)")
-        self.model = cls.from_pretrained(str(folder)).eval().to(device)
+        self.model = _from_pretrained(cls, folder).eval().to(device)
         n_layers = self.model.config.num_hidden_layers
         if not -n_layers - 1 <= layer <= n_layers:
             raise AbawError(f"--layer {layer}: {folder} has hidden states 0..{n_layers}")
@@ -162,10 +162,27 @@ class HFAudio:
         return np.concatenate(parts), np.concatenate(times)
 
 
+def _from_pretrained(cls: type, folder: Path) -> torch.nn.Module:
+    """transformers' loader, held to our rule: safetensors or ``weights_only`` unless ``--trust-checkpoint``."""
+    import inspect
+
+    from abawkit.models.checkpoints import refused, trusted
+
+    # transformers >= 5 takes weights_only (default True); 4.x always loads .bin with weights_only=True
+    opt = {"weights_only": not trusted()} if "weights_only" in inspect.signature(cls.from_pretrained).parameters else {}
+    try:
+        return cls.from_pretrained(str(folder), trust_remote_code=False, **opt)
+    except Exception as exc:  # noqa: BLE001 - a broken or unsafe folder is a bad input
+        if "GLOBAL" in str(exc):
+            raise refused(folder, exc) from None
+        raise AbawError(f"{folder}: cannot load {cls.__name__} ({type(exc).__name__}: {first_line(exc)})") from None
+
+
 class VGGishAudio:
     """VGGish embeddings of 0.96 s examples every ``hop_s`` seconds, timed at the example centre."""
 
     def __init__(self, weights: str | Path | None, hop_s: float = 0.16, device: str = "cpu") -> None:
+        """``weights``: a VGGish state dict file; None is refused (no random-weight features)."""
         from abawkit.models.vggish import load_vggish
 
         self.model = load_vggish(weights).to(device)

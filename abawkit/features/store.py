@@ -74,7 +74,12 @@ class FeatureStore:
         path = self.file(video)
         if not path.is_file():
             raise AbawError(f"{path}: no features for video {video} (re-run `abaw extract`)")
-        arr = np.load(path, mmap_mode="r")
+        try:
+            arr = np.load(path, mmap_mode="r")  # allow_pickle stays off: a store never runs code
+        except (ValueError, OSError) as exc:
+            raise AbawError(f"{path}: not a feature array ({exc}); re-run `abaw extract`") from None
+        if arr.ndim != 2:
+            raise AbawError(f"{path}: features must be [n_frames, dim], got shape {arr.shape}; re-run `abaw extract`")
         if n_frames is not None and arr.shape[0] != n_frames:
             raise AbawError(f"{path}: {arr.shape[0]} feature rows but the video has {n_frames} frames")
         return arr

@@ -10,19 +10,26 @@ Formats understood (``detect_format``):
   ``vit.encoder.layer.N.*``; q/k/v are fused into timm's ``qkv``; ``decoder.*`` dropped).
 ``pos_embed`` is resampled (bicubic, timm) when the image size differs. Keys that are missing,
 unexpected or of the wrong shape are an ``AbawError`` listing them: nothing loads silently.
+
+Every file is read by ``load_file`` with ``torch.load(weights_only=True)`` (tensors, plain values and a
+short allow-list): a pickle that would run code is refused with one line naming what it holds. Full
+unpickling only inside ``trusting()`` (the CLI's ``--trust-checkpoint``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from abawkit.errors import AbawError
+from abawkit.errors import AbawError, first_line
 from abawkit.models.mae import ENCODERS, EncoderArch, ViTEncoder, arch_from_dict
 
 FORMAT = "abawkit"
@@ -39,21 +46,95 @@ class LoadReport:
 
 def save_checkpoint(path: str | Path, state: dict, arch: EncoderArch, kind: str, **extra: Any) -> Path:
     """Write this project's format atomically (``kind``: mae | frame | encoder)."""
-    from abawkit.engine import save_state
+    from abawkit.engine import plain, save_state
 
-    save_state(Path(path), {"format": FORMAT, "kind": kind, "arch": arch.to_dict(), "model": state, **extra})
+    save_state(Path(path), {"format": FORMAT, "kind": kind, "arch": arch.to_dict(), "model": state, **plain(extra)})
     return Path(path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint file on CPU; unreadable files are a one-line error."""
+def _safe_globals() -> list:
+    """What real checkpoints hold beyond tensors and plain values, and nothing that can run code.
+
+    Official MAE training checkpoints (``misc.save_model``: model, optimizer, epoch, scaler, args)
+    keep their ``argparse.Namespace`` under ``args``; other trainers store numpy scalars and arrays
+    (epoch, best score, numpy RNG state: this project's own resume files before they were made plain).
+    Rebuilding a numpy array runs no code of the file's choosing (``weights_only`` still vets its contents).
+    """
+    import argparse
+
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2 | 1
+    dtypes = {type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint32", "uint8", "bool")}
+    return [argparse.Namespace, core.multiarray.scalar, core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+_TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("abawkit_trust_checkpoints", default=False)
+TRUST_FLAG = "--trust-checkpoint"
+
+
+@contextlib.contextmanager
+def trusting(enabled: bool = True) -> Iterator[None]:
+    """Inside this block checkpoint files are fully unpickled (``--trust-checkpoint``): they can run code."""
+    token = _TRUST.set(enabled)
+    try:
+        yield
+    finally:
+        _TRUST.reset(token)
+
+
+def trusted() -> bool:
+    """Whether ``--trust-checkpoint`` is on (for loaders outside torch.load, e.g. transformers)."""
+    return _TRUST.get()
+
+
+def _unsafe_globals(path: Path, exc: Exception) -> str:
+    """The globals a file needs beyond the allow-list, read without running them (for the error line)."""
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _safe_globals()}
+    with contextlib.suppress(Exception):
+        found = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+        if found:
+            return ", ".join(found[:3])
+    m = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return m.group(1) if m else "objects other than tensors and plain values"
+
+
+def load_file(path: str | Path, map_location: Any = "cpu") -> Any:
+    """The one ``torch.load`` of the project: ``weights_only`` (tensors, plain values, the allow-list)
+    unless ``trusting()``; anything else is one ``AbawError`` line naming the file, what it holds and the flag.
+
+    ``.safetensors`` files are read with safetensors (never pickle).
+    """
     path = Path(path)
     if not path.is_file():
         raise AbawError(f"{path}: checkpoint not found")
+    full = trusted()
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad input
-        raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file as load_safetensors
+
+            return load_safetensors(str(path), device=str(map_location))
+        if full:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if full or "GLOBAL" not in str(exc):
+            raise AbawError(f"{path}: not a readable checkpoint (UnpicklingError: {first_line(exc)})") from None
+        raise refused(path, exc) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file, ...: a bad input
+        raise AbawError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def refused(path: Path, exc: Exception) -> AbawError:
+    """The one line for a file that needs more than ``weights_only`` allows: what it holds, and the flag."""
+    return AbawError(f"{path}: holds {_unsafe_globals(path, exc)}, which could run code when loaded; "
+                     f"if you trust where this file comes from, pass {TRUST_FLAG}")
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint file on CPU (safely, see ``load_file``); unreadable files are a one-line error."""
+    obj = load_file(path)
     if not isinstance(obj, dict):
         raise AbawError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     return obj

@@ -79,16 +79,24 @@ class VGGish(nn.Module):
 
 
 def load_vggish(path: str | Path | None) -> VGGish:
-    """Build VGGish and load a local state dict (``.pt``/``.pth``; ``{"model": sd}`` also accepted)."""
-    model = VGGish()
+    """Build VGGish and load a local state dict (``.pt``/``.pth``; ``{"model": sd}`` also accepted).
+
+    There is no default: random VGGish weights give features that look real and mean nothing.
+    """
     if path is None:
-        return model.eval()
+        raise AbawError("VGGish needs its weights: pass --checkpoint FILE (a VGGish .pth state dict, "
+                        "e.g. the PyTorch port's vggish-10086976.pth)")
+    from abawkit.models.checkpoints import load_file
+
     path = Path(path)
     if not path.is_file():
         raise AbawError(f"{path}: VGGish weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = VGGish()
+    state = load_file(path)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    if not isinstance(state, dict):
+        raise AbawError(f"{path}: not a VGGish state dict (a {type(state).__name__})")
     state = {k: v for k, v in state.items() if not k.startswith(("pproc.", "_pca", "melspec."))}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

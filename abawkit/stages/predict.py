@@ -101,13 +101,19 @@ def tmf_values(workdir: Path, task_name: str, fold: int, clip: Clip) -> np.ndarr
 
     from abawkit.config import from_dict
     from abawkit.data.clips import VideoData
+    from abawkit.models.checkpoints import read_checkpoint
     from abawkit.stages.tmf import TMFConfig, build_model, predict
 
     d = _stage_dir(workdir, f"tmf/{task_name}/fold{fold}", f"abaw train tmf --task {task_name} --fold {fold}")
     cfg = from_dict(TMFConfig, read_json(d / MANIFEST)["config"], str(d / MANIFEST))
-    ckpt = torch.load(d / "best.pt", map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(d / "best.pt")
     parts = tuple(feature_part(workdir, name, clip).astype(np.float32) for name in ckpt["features"])
-    model = build_model(cfg, sum(p.shape[1] for p in parts))
+    dims = [p.shape[1] for p in parts]
+    if sum(dims) != ckpt["arch"]["in_dim"]:
+        raise AbawError(f"{d}: trained on {ckpt['arch']['in_dim']} feature dims, but features/"
+                        f"{{{','.join(ckpt['features'])}}} now give {'+'.join(map(str, dims))} (re-extracted with "
+                        f"another extractor?): re-run `abaw train tmf --task {task_name} --fold {fold} --force`")
+    model = build_model(cfg, sum(dims))
     model.load_state_dict(ckpt["model"])
     data = [VideoData(clip.path.stem, parts, np.zeros((clip.n_frames, 1), np.float32))]
     return predict(model.eval(), data, cfg, torch.device("cpu"))[0]

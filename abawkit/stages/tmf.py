@@ -201,8 +201,8 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
             return {"score": result["score"]}
 
         def on_best(m, record):
-            torch.save({"model": m.state_dict(), "arch": vars(m.arch), "features": list(stores),
-                        "record": record}, st.path("best.pt"))
+            engine.save_state(st.path("best.pt"), {"model": m.state_dict(), "arch": vars(m.arch),
+                                                   "features": list(stores), "record": engine.plain(record)})
 
         train_ds = ClipDataset(train_data, cfg.clips.length, cfg.clips.stride)
         fit = engine.fit(model, loss_fn, train_ds, cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
@@ -215,10 +215,10 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
 
 def _finish(st, model, cfg: TMFConfig, val_data: list, test_data: list, fit) -> None:
     """Reload the best epoch, write val/test predictions and the metrics."""
-    import torch
+    from abawkit.models.checkpoints import read_checkpoint
 
+    model.load_state_dict(read_checkpoint(st.path("best.pt"))["model"])
     device = next(model.parameters()).device
-    model.load_state_dict(torch.load(st.path("best.pt"), map_location=device, weights_only=True)["model"])
     st.add_output("best.pt")
     result, val_preds = evaluate(model, val_data, cfg, device)
     write_split_predictions(st, "pred_val.parquet", val_data, val_preds, cfg, "val")
