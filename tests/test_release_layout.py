@@ -167,3 +167,15 @@ def test_discovery_rules(tmp_path):
     (r / "old" / "EXPR_Set" / "Train_Set").mkdir(parents=True)
     with pytest.raises(AbawError, match="two annotation folders for expr"):
         discover(r)
+
+
+def test_templates_header_only_and_bad_row(tmp_path):
+    from abawkit.data.release import template_counts
+
+    empty, good, bad = tmp_path / "e.txt", tmp_path / "g.txt", tmp_path / "b.txt"
+    empty.write_text("image_location,valence,arousal\n")
+    good.write_text("image_location,AU1\nv1/00001.jpg,\nv1/00002.jpg,\nv2/00001.jpg,\n")
+    bad.write_text("image_location,AU1\nv1/00001.jpg,\nv1-00002,\n")
+    assert template_counts({"va": empty, "au": good}) == {"v1": 2, "v2": 1}
+    with pytest.raises(AbawError, match=r"b\.txt:3: expected video/00001\.jpg, got 'v1-00002'"):
+        template_counts({"au": bad})

@@ -121,10 +121,17 @@ def _check_range(ann: Annotations) -> None:
 
 def template_counts(templates: dict[str, Path]) -> dict[str, int]:
     """Frames to predict per test video, from the submission templates (rows ``video/00001.jpg``)."""
+    from abawkit.submission import LOCATION
+
     counts: dict[str, int] = {}
     for p in templates.values():
-        loc = pd.read_csv(p, usecols=[0], dtype=str).iloc[:, 0].str.rsplit("/", n=1, expand=True)
-        for name, n in loc.groupby(0)[1].size().items():
+        loc = pd.read_csv(p, usecols=[0], dtype=str).iloc[:, 0].dropna().str.strip()  # a header-only file: no rows
+        parts = loc.str.extract(LOCATION.pattern)
+        bad = parts["video"].isna().to_numpy()
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise AbawError(f"{where(p, int(loc.index[k]) + 2)}: expected video/00001.jpg, got {loc.iloc[k]!r}")
+        for name, n in parts.groupby("video").size().items():
             counts[name] = max(counts.get(name, 0), int(n))
     return counts
 
