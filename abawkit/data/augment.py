@@ -4,10 +4,10 @@ DataLoader workers only decode (``data.faces.FaceCrops``): they ship each crop a
 at its stored size (``D`` <= the model's size; never float, never upsampled) with 8 float
 augmentation parameters drawn from the item's seed (``draw_params``; ``engine.SeededDataset`` seeds
 the RNGs per item, so a resumed run draws the same ones). The expensive part then runs once per
-batch where the model runs (``to_model_input``): one ``torchvision.ops.roi_align`` over the
-per-sample crop boxes (random resized crop + resize; adaptive sampling averages when it shrinks),
-horizontal flip, brightness / contrast / saturation jitter (torchvision ``ColorJitter``'s formulas
-in a fixed order) and ImageNet normalisation. Evaluation resizes (bilinear, antialiased) and
+batch where the model runs (``to_model_input``): brightness / contrast / saturation jitter (torchvision
+``ColorJitter``'s formulas in a fixed order), horizontal flip and ImageNet normalisation at the
+stored size, then one ``torchvision.ops.roi_align`` over the per-sample crop boxes (random resized
+crop + resize to the model's size; adaptive sampling averages when it shrinks). Evaluation resizes (bilinear, antialiased) and
 normalises only. Every stage that feeds faces to a ViT (pretrain, finetune, extract, predict) goes
 through this module, so features see exactly what fine-tuning saw.
 
@@ -27,7 +27,7 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 N_PARAMS = 8
 IDENTITY = (0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0)
-_GRAY = (0.299, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+_GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 
 def draw_params(min_scale: float = 0.8, jitter: float = 0.2, ratio: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
@@ -94,18 +94,23 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 def to_model_input(imgs: torch.Tensor, params: torch.Tensor, size: int, train: bool) -> torch.Tensor:
     """uint8 [N, 3, D, D] + params [N, 8] (same device) -> normalised float32 [N, 3, size, size].
 
-    ``train``: crop boxes, flips and jitter from ``params``; otherwise a plain resize.
+    ``train``: jitter, flip and normalisation at the stored size D (<= size, so the per-pixel work is
+    smallest there; the contrast mean is the whole crop's), then one roi_align crops and resizes
+    (bilinear weights sum to 1, so it commutes with the per-channel normalisation). Otherwise a plain
+    antialiased bilinear resize.
     """
-    x = imgs.float()
-    if train:
-        x = crop_resize(x, params[:, :4], size) / 255.0
-        flip = params[:, 4].view(-1, 1, 1, 1) > 0.5
-        x = colour_jitter(torch.where(flip, x.flip(-1), x), params[:, 5:8])
-    else:
+    x = imgs.float() / 255.0
+    if not train:  # normalise first: fewer pixels, and the (convex) resize commutes with it
+        x = normalize(x)
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        x = (x / 255.0).clamp(0, 1)
-    return normalize(x)
+        return x
+    flip = params[:, 4] > 0.5  # [N]
+    x = colour_jitter(x, params[:, 5:8])
+    x = normalize(torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x))
+    x0, y0, x1, y1 = params[:, :4].unbind(1)
+    boxes = torch.stack([torch.where(flip, 1 - x1, x0), y0, torch.where(flip, 1 - x0, x1), y1], dim=1)  # mirrored
+    return crop_resize(x, boxes, size)
 
 
 class BatchAugment:
