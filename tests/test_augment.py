@@ -145,3 +145,18 @@ def test_device_augmentation_on_cuda_matches_cpu():
         cpu = to_model_input(imgs, params, 224, train)
         gpu = to_model_input(imgs.cuda(), params.cuda(), 224, train)
         assert gpu.is_cuda and torch.allclose(gpu.cpu(), cpu, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_cuda_extraction_matches_cpu_through_pinned_copies(tmp_path):
+    from abawkit.features.vision import VisionSettings, encode_crops
+    from abawkit.models.mae import ViTEncoder, encoder_arch
+
+    paths = write_faces(tmp_path, 10, 64, ".jpg")
+    torch.manual_seed(0)
+    encoder = ViTEncoder(encoder_arch("micro")).eval()
+    s = VisionSettings(img_size=32, pool="cls", batch_size=4, workers=1)
+    cpu = np.concatenate(list(encode_crops(encoder, paths, s, torch.device("cpu"))))
+    gpu = np.concatenate(list(encode_crops(encoder.cuda(), paths, s, torch.device("cuda"))))  # bf16 autocast
+    assert gpu.dtype == np.float16 and gpu.shape == cpu.shape == (10, 96)
+    assert np.allclose(gpu.astype(np.float32), cpu.astype(np.float32), atol=0.1)
