@@ -43,8 +43,8 @@ print("device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else
 print("torch:", torch.__version__)
 EOF
 
-timed pytest-gpu "$PY" -m pytest -m gpu -q -p no:cacheprovider
-row "pytest -m gpu" "$(tail -n 1 "$OUT/pytest-gpu.log")"
+timed pytest-gpu "$PY" -m pytest -m gpu -p no:cacheprovider -rf
+row "pytest -m gpu" "$(grep -E '[0-9]+ (passed|failed|error)' "$OUT/pytest-gpu.log" | tail -n 1)"
 
 # MAE with the paper's decoder (8 x 512, 16 heads), batch 256, bf16, fused AdamW; loader vs the 606ffbf reference
 timed bench-loader "$PY" benchmarks/bench_loader.py $ENC $LB --workers "$WORKERS" --train --reference
