@@ -21,7 +21,7 @@ over ``dataset`` with:
 The dataset is passed (not a loader) so the engine owns the sampler, which is what makes resume exact.
 ``batch`` is whatever the DataLoader yields (with ``collate_fn``), moved to the device and passed
 through ``batch_transform`` (no grad; e.g. ``data.augment.BatchAugment``: uint8 crops in, augmented
-float images out, so workers ship 1/16 of the bytes and the device does the augmentation).
+float images out: at 224 px from 112 px crops workers ship 1/16 of the bytes, and the device augments).
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss
             for _ in range(done, loop.per_epoch):
                 losses.append(_train_step(loop, it, loss_fn))
                 if bar:
-                    bar.update(task, completed=loop.step, description=f"train {meter.last:.0f} img/s")
+                    bar.update(task, completed=loop.step, description=f"train {meter.last:.0f} img/s" if meter.last else "train")
                 if loop.step % cfg.log_every == 0:
                     loop.log("train", step=loop.step, epoch=epoch, loss=losses[-1], lr=loop.opt.param_groups[0]["lr"],
                              sec=round(time.time() - t0, 3), img_s=round(meter.update(loop.step), 1))
