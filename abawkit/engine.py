@@ -6,8 +6,9 @@ over ``dataset`` with:
 - AdamW (no weight decay on biases, norms, position embeddings and tokens), linear warm-up then
   cosine decay, per optimizer step; gradient accumulation (``accum_steps`` micro-batches per step;
   the effective batch is ``batch_size * accum_steps * world_size``); optional gradient clipping;
-- bf16 autocast on CUDA; DistributedDataParallel + a distributed sampler when a process group is
-  initialised (``abawkit.distributed.setup`` under ``torchrun``);
+- bf16 autocast on CUDA, fused AdamW on CUDA, optional ``torch.compile`` (``compile``);
+  DistributedDataParallel + a distributed sampler when a process group is initialised
+  (``abawkit.distributed.setup`` under ``torchrun``);
 - exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
   the RNG states of python/numpy/torch (one small ``.rankN`` file per extra rank), in plain types so
   it loads with ``weights_only=True`` like any other file (``models.checkpoints.load_file``). The data
@@ -15,11 +16,13 @@ over ``dataset`` with:
   index), so a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
 - an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is
   in eval mode under ``torch.no_grad``); ``on_best(model, record)`` is called when the score improves;
-- JSON lines through ``run.log`` (a ``runs.StageRun``): ``train`` every ``log_every`` steps,
-  ``epoch`` after each epoch.
+- JSON lines through ``run.log`` (a ``runs.StageRun``): ``train`` every ``log_every`` steps (with
+  the throughput ``img_s`` since the previous record), ``epoch`` after each epoch.
 
 The dataset is passed (not a loader) so the engine owns the sampler, which is what makes resume exact.
-``batch`` is whatever the DataLoader yields (with ``collate_fn``), moved to the device.
+``batch`` is whatever the DataLoader yields (with ``collate_fn``), moved to the device and passed
+through ``batch_transform`` (no grad; e.g. ``data.augment.BatchAugment``: uint8 crops in, augmented
+float images out: at 224 px from 112 px crops workers ship 1/16 of the bytes, and the device augments).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast (CUDA only)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads of this process; 0 = torch's default
+    compile: bool = False  # torch.compile the model (worth it for long GPU runs; the first steps compile)
 
 
 @dataclass
@@ -244,6 +248,7 @@ class _Loop:
     per_epoch: int
     ckpt: Path | None
     run: Any
+    transform: Callable | None = None
     step: int = 0
     history: list = field(default_factory=list)
     best: dict | None = None
@@ -292,6 +297,8 @@ def _train_step(loop: _Loop, it: Any, loss_fn: Callable) -> float:
     total = 0.0
     for micro in range(loop.cfg.accum_steps):
         batch = _to(next(it), loop.device)
+        if loop.transform is not None:
+            batch = loop.transform(batch)
         sync = micro == loop.cfg.accum_steps - 1 or not loop.info.enabled
         with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), autocast(loop.device, loop.cfg.amp):
             loss = loss_fn(loop.ddp, batch)
@@ -332,12 +339,13 @@ def fit(
     *, seed: int = 0, eval_fn: Callable[[], dict] | None = None, on_best: Callable[[nn.Module, dict], None] | None = None,
     checkpoint_path: str | Path | None = None, run: Any = None, collate_fn: Callable | None = None,
     device: torch.device | None = None, progress: bool = True, stop_at: int | None = None,
-    lr_scale: Callable[[str], float] | None = None,
+    lr_scale: Callable[[str], float] | None = None, batch_transform: Callable[[Any], Any] | None = None,
 ) -> FitResult:
     """Train ``model`` (see the module docstring). Resumes from ``checkpoint_path`` if it exists.
 
     ``stop_at`` ends the run after that many optimizer steps (checkpoint saved), as if interrupted.
     ``lr_scale(param_name) -> factor`` scales learning rates per parameter (layer-wise decay).
+    ``batch_transform(batch) -> batch`` runs on the device before ``loss_fn`` (on-device augmentation).
     """
     info, auto_device = distributed.setup(cfg.device)
     device = device or auto_device
@@ -353,20 +361,36 @@ def fit(
     groups = param_groups(model, cfg.weight_decay, lr_scale)
     for g in groups:
         g["lr"] = cfg.lr * g["lr_scale"]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=(device.type == "cuda") or None)
     warmup = int(cfg.warmup_epochs * per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.min_lr / cfg.lr))
     ddp = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:
+        ddp = torch.compile(ddp)  # state dicts stay the raw model's (loop.model)
     seed_everything(seed + info.rank)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
-    loop = _Loop(model, ddp, opt, sched, cfg, info, device, total, per_epoch, ckpt, run)
+    loop = _Loop(model, ddp, opt, sched, cfg, info, device, total, per_epoch, ckpt, run, batch_transform)
     if loop.load():
         loop.log("resume", step=loop.step)
     _run_epochs(loop, loader, sampler, loss_fn, eval_fn, on_best, progress and info.is_main, stop_at or total)
     return FitResult(loop.step, loop.history, loop.best)
+
+
+class _Throughput:
+    """Images per second (all ranks) between two log records; the first window includes loader start."""
+
+    def __init__(self, images_per_step: int, step: int) -> None:
+        self.per_step, self.step, self.t = images_per_step, step, time.perf_counter()
+        self.last = 0.0
+
+    def update(self, step: int) -> float:
+        now = time.perf_counter()
+        self.last = (step - self.step) * self.per_step / max(now - self.t, 1e-9)
+        self.step, self.t = step, now
+        return self.last
 
 
 def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss_fn: Callable,
@@ -380,13 +404,14 @@ def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss
             epoch, done = divmod(loop.step, loop.per_epoch)
             sampler.start(epoch, done * cfg.batch_size * cfg.accum_steps)
             it, losses, t0 = iter(loader), [], time.time()
+            meter = _Throughput(cfg.batch_size * cfg.accum_steps * loop.info.world, loop.step)
             for _ in range(done, loop.per_epoch):
                 losses.append(_train_step(loop, it, loss_fn))
                 if bar:
-                    bar.update(task, completed=loop.step)
+                    bar.update(task, completed=loop.step, description=f"train {meter.last:.0f} img/s" if meter.last else "train")
                 if loop.step % cfg.log_every == 0:
-                    loop.log("train", step=loop.step, epoch=epoch, loss=losses[-1],
-                             lr=loop.opt.param_groups[0]["lr"], sec=round(time.time() - t0, 3))
+                    loop.log("train", step=loop.step, epoch=epoch, loss=losses[-1], lr=loop.opt.param_groups[0]["lr"],
+                             sec=round(time.time() - t0, 3), img_s=round(meter.update(loop.step), 1))
                 if loop.step >= min(loop.total, stop_at):
                     break
                 if cfg.checkpoint_every and loop.step % cfg.checkpoint_every == 0:

@@ -1,10 +1,13 @@
 """Vision features: a (fine-tuned) ViT encoder run over every face crop, one row per video frame.
 
-Crops go through ``data.faces`` (the fine-tuning evaluation transform), decoded and resized in
-DataLoader workers (pinned memory) while the encoder runs (bf16 autocast on CUDA). The embedding is the class token or the mean of the patch tokens. Frames without
-a crop take the feature of their ``fill_frame``; a video with no crop at all gets zeros. Videos are
-sharded across torchrun ranks (``videos[rank::world]``); each video is written to the store as soon
-as its last crop is encoded, and videos already in the store are skipped (resume).
+One DataLoader per rank decodes every crop of its videos to uint8 (``data.faces``, pinned memory on
+CUDA); ``data.augment`` resizes and normalises each batch on the device (the fine-tuning evaluation
+transform) and the encoder runs under bf16 autocast on CUDA. Embeddings (class token or mean of the
+patch tokens) leave the device as float16 through pinned buffers with non-blocking copies, read one
+batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
+their ``fill_frame``; a video with no crop at all gets zeros. Videos are sharded across torchrun
+ranks (``videos[rank::world]``); each video is written to the store (float16) as soon as its last
+crop is encoded, and videos already in the store are skipped (resume).
 """
 
 from __future__ import annotations
@@ -34,21 +37,36 @@ def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
 
 
 def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device: torch.device) -> Iterator[np.ndarray]:
-    """Yield [B, D] float32 embeddings of ``paths`` in order, batch by batch."""
+    """Yield [B, D] float16 embeddings of ``paths`` in order, batch by batch."""
+    from abawkit.data.augment import device_batches
     from abawkit.data.faces import FaceCrops, eval_loader
 
+    cuda = device.type == "cuda"
     # the fine-tuning stage's own evaluation transform, so features see exactly what it saw
-    loader = eval_loader(FaceCrops(paths, s.img_size, train=False), s.batch_size, s.workers, device.type == "cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with torch.inference_mode(), autocast:
-        for imgs, _ in loader:
-            tokens = encoder(imgs.to(device, non_blocking=True))  # [B, 1+L, D]
-            yield pool_tokens(tokens, s.pool).float().cpu().numpy()
+    loader = eval_loader(FaceCrops(paths, s.img_size, train=False), s.batch_size, s.workers, cuda)
+    pending: tuple[torch.Tensor, torch.cuda.Event] | None = None
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        for imgs, _ in device_batches(loader, device, s.img_size):
+            feats = pool_tokens(encoder(imgs), s.pool).to(torch.float16)  # [B, 1+L, D] -> [B, D]
+            if not cuda:
+                yield feats.numpy()
+                continue
+            host = torch.empty(feats.shape, dtype=torch.float16, pin_memory=True)
+            host.copy_(feats, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            if pending is not None:  # the previous batch's copy finished while this batch ran
+                pending[1].synchronize()
+                yield pending[0].numpy()
+            pending = (host, done)
+    if pending is not None:
+        pending[1].synchronize()
+        yield pending[0].numpy()
 
 
 def fill_rows(crop_frames: np.ndarray, crop_feats: np.ndarray, fill_frame: np.ndarray, dim: int) -> np.ndarray:
     """Per-frame [n, D]: each frame takes the feature of its ``fill_frame`` (-1 -> zeros)."""
-    out = np.zeros((len(fill_frame), dim), np.float32)
+    out = np.zeros((len(fill_frame), dim), crop_feats.dtype)
     if len(crop_frames):
         pos = np.searchsorted(crop_frames, fill_frame)
         ok = (fill_frame > 0) & (pos < len(crop_frames))
@@ -67,7 +85,7 @@ def extract_videos(
     crops = {v: g[g["crop"].notna()] for v, g in per.items()}
     paths = [p for v in todo for p in crops[v]["crop"].astype(str)]
     batches = encode_crops(encoder.eval().to(device), paths, s, device) if paths else iter(())
-    pending = np.zeros((0, dim), np.float32)
+    pending = np.zeros((0, dim), np.float16)
     for v in todo:
         need = len(crops[v])
         while len(pending) < need:

@@ -95,9 +95,10 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
     encoder, arch, own_pool = load_vision_encoder(ckpt)
     pool = v.pool or own_pool or "cls"
     s = VisionSettings(img_size=v.img_size or arch.img_size, pool=pool, batch_size=v.batch_size, workers=v.workers)
-    from abawkit.data.faces import MEAN, STD
+    from abawkit.data.augment import MEAN, STD
 
-    settings = {"pool": s.pool, "img_size": s.img_size, "mean": MEAN, "std": STD}
+    # "input" marks the uint8 + on-device resize pipeline (stores made by the older float one are redone)
+    settings = {"pool": s.pool, "img_size": s.img_size, "mean": MEAN, "std": STD, "input": "uint8-device"}
 
     def work(prep, videos, store, device, done):
         extract_videos(encoder, prep.frames, videos, store, s, device, arch.dim, on_video=done)

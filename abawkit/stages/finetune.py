@@ -83,9 +83,10 @@ def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, A
 
 
 def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> np.ndarray:
-    """Activated predictions [N, C] for an ordered loader of (image, label) batches."""
+    """Activated predictions [N, C] for an ordered loader of FaceCrops (uint8 image, params, label) batches."""
     import torch
 
+    from abawkit.data.augment import device_batches
     from abawkit.engine import autocast
     from abawkit.losses import activate
 
@@ -93,8 +94,8 @@ def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> 
     model.eval()
     out = []
     with torch.no_grad(), autocast(device, amp):
-        for imgs, _ in loader:
-            out.append(activate(task_name, model(imgs.to(device, non_blocking=True)).float()).cpu().numpy())
+        for imgs, _ in device_batches(loader, device, model.arch.img_size):
+            out.append(activate(task_name, model(imgs).float()).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -149,6 +150,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
 
 def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, last: Path) -> Any:
     """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
+    from abawkit.data.augment import BatchAugment
     from abawkit.data.faces import eval_loader
     from abawkit.engine import fit
     from abawkit.losses import class_weights, task_loss
@@ -179,7 +181,7 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, la
 
     scale = layer_decay(model, cfg.model.layer_decay) if cfg.model.layer_decay < 1 else None
     return fit(model, loss_fn, data["train"], cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
-               checkpoint_path=last, run=st, lr_scale=scale)
+               checkpoint_path=last, run=st, lr_scale=scale, batch_transform=BatchAugment(model.arch.img_size, True))
 
 
 def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, result: Any) -> None:

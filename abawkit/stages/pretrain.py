@@ -88,11 +88,14 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
     import matplotlib.pyplot as plt
     import torch
 
-    from abawkit.data.faces import denormalize
+    from abawkit.data.augment import denormalize, to_model_input
     from abawkit.runs import atomic_path
 
     n = min(n, len(dataset))
-    imgs = torch.stack([dataset[i][0] for i in range(n)]).to(next(model.parameters()).device)
+    device = next(model.parameters()).device
+    items = [dataset[i] for i in range(n)]
+    imgs, params = (torch.stack([it[k] for it in items]).to(device) for k in (0, 1))  # uint8 [n, 3, D, D], [n, 8]
+    imgs = to_model_input(imgs, params, model.arch.img_size, train=False)
     model.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -113,6 +116,7 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
 def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume: bool = True) -> dict:
     """Pre-train and write the stage folder; returns the metrics."""
     from abawkit import distributed
+    from abawkit.data.augment import BatchAugment
     from abawkit.data.faces import FaceCrops
     from abawkit.engine import fit, seed_everything
     from abawkit.models.checkpoints import save_checkpoint
@@ -129,7 +133,8 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
         seed_everything(cfg.seed)
         model = build_mae(cfg.model)
         data = FaceCrops(paths, model.arch.img_size, True, min_scale=cfg.data.min_scale, jitter=cfg.data.jitter)
-        result = fit(model, mae_loss, data, cfg.train, seed=cfg.seed, checkpoint_path=last, run=st)
+        result = fit(model, mae_loss, data, cfg.train, seed=cfg.seed, checkpoint_path=last, run=st,
+                     batch_transform=BatchAugment(model.arch.img_size, train=True))
         losses = [h["loss"] for h in result.history]
         st.metrics.update(images=len(paths), steps=result.steps, epochs=len(losses), final_loss=losses[-1],
                           first_loss=losses[0], loss_curve=losses, arch=model.arch.to_dict())
