@@ -7,7 +7,6 @@ import re
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner

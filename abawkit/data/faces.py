@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from abawkit.data.augment import draw_params, identity_params
 from abawkit.errors import AbawError
+from abawkit.runs import IMAGE_SUFFIXES
 from abawkit.labels import task
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
