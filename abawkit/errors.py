@@ -29,4 +29,8 @@ def where(path: object, line: int | None = None, field: str | None = None) -> st
 def first_line(exc: BaseException | str, limit: int = 200) -> str:
     """The first non-empty line of an exception's message (libraries write paragraphs), for one-line errors."""
     line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-    return (line or (type(exc).__name__ if isinstance(exc, BaseException) else "no details"))[:limit]
+    line = line or (type(exc).__name__ if isinstance(exc, BaseException) else "no details")
+    if len(line) > limit:  # end at a sentence or word, and say that it was cut
+        cut = line[:limit]
+        line = (cut[:cut.rfind(". ") + 1] if ". " in cut else cut.rsplit(" ", 1)[0]) + " …"
+    return line

@@ -142,3 +142,12 @@ def test_ctrl_c_outside_a_stage_exits_130(tmp_path, monkeypatch):
     monkeypatch.setattr("abawkit.stages.synth.run", interrupt)
     result = runner.invoke(app, ["synth", str(tmp_path / "r")])
     assert result.exit_code == 130 and "run the same command again" in one_line(result.output)
+
+
+def test_first_line_cuts_long_library_messages_at_a_sentence():
+    from abawkit.errors import first_line
+
+    msg = "\n  Reader failed. " + "This is a long explanation " * 20 + "\nsecond line"
+    got = first_line(RuntimeError(msg), limit=60)
+    assert got.startswith("Reader failed.") and got.endswith(" …") and len(got) <= 62 and "second" not in got
+    assert first_line(ValueError("")) == "ValueError"
