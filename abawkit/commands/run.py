@@ -33,9 +33,10 @@ def run(
 ) -> None:
     """Run every stage the recipe needs as a graph of jobs; finished jobs are skipped, interrupted ones resume.
 
-    prep -> pretrain (or --mae) -> finetune[task, fold] -> extract vision[task, fold] + audio[model] ->
-    tmf[task, fold] -> ensemble[task] -> smooth-search[task] -> submit[track] -> validate. Each job is a
-    subprocess logging to <workdir>/run/logs/<job>.log; `abaw status -w W` shows where a run stands.
+    prep -> pretrain (or --mae) -> finetune (per task and fold) -> extract vision (per task and fold) and
+    audio (per model) -> tmf (per task and fold) -> ensemble, smooth-search, submit, validate (per task).
+    Each job is a subprocess logging to <workdir>/run/logs/<job>.log, one per GPU with --gpus, --jobs N on
+    CPU; --dry-run prints the plan; `abaw status -w W` shows where a run stands.
     """
     from abawkit.config import load_config
     from abawkit.stages import run as stage

@@ -86,13 +86,17 @@ def resolve_recipe(recipe: str) -> str:
     return str(Path(recipe).resolve()) if Path(recipe).is_dir() else recipe
 
 
-def audio_models(recipe: str, tasks: Sequence[str]) -> list[str]:
-    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision "mae")."""
+def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
+    """The feature stores the recipe's TMF fuses for task ``t`` (tmf.toml [features])."""
     from abawkit.config import load_config
     from abawkit.stages.tmf import TMFConfig
 
-    feats = load_config(TMFConfig, "tmf", recipe).features
-    return sorted({f for t in tasks for f in getattr(feats, t) if f != "mae"})
+    return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
+
+
+def audio_models(recipe: str, tasks: Sequence[str]) -> list[str]:
+    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision "mae")."""
+    return sorted({f for t in tasks for f in tmf_features(recipe, t) if f != "mae"})
 
 
 def submission_name(cfg: RunConfig, recipe: str) -> str:
@@ -161,13 +165,6 @@ def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pre
         store = f"mae-{t}" if f == 0 else f"mae-{t}-fold{f}"
         out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f)], [ft])
     return out
-
-
-def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
-    from abawkit.config import load_config
-    from abawkit.stages.tmf import TMFConfig
-
-    return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
 
 
 def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
