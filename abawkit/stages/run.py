@@ -362,9 +362,10 @@ def summary(workdir: Path, jobs: list[Job], title: str) -> dict[str, str]:
 
     record = pl.read_record(workdir)
     state = pl.states(workdir, jobs, record)
-    t = table(f"{title} ({pl.counts(state)})", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
+    t = table("", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
     t.columns[0].no_wrap = t.columns[2].no_wrap = True  # job ids and states whole; dependencies wrap
     console.print(t)
+    console.print(f"{title}: {pl.counts(state)}", soft_wrap=True)
     for job in jobs:
         if state[job.id] == "failed":
             console.print(f"[red]failed:[/] {job.id}: log {record[job.id]['log']}")
