@@ -37,7 +37,7 @@ COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract":
 
 @dataclass(frozen=True)
 class RunConfig:
-    seed: int = 0
+    seed: int = 0  # not used by the plan; --seed is passed to every job
     tasks: tuple[str, ...] = ("au", "expr", "va")
     folds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # TMF folds, ensembled for the test set (fold 0 = official split)
     encoder_folds: tuple[int, ...] = ()  # folds fine-tuning their own encoder; empty = every fold (others use fold 0's)
