@@ -174,9 +174,22 @@ def metric(workdir: Path, job: Job) -> float | None:
     return next((float(metrics[k]) for k in METRIC_KEYS if isinstance(metrics.get(k), (int, float))), None)
 
 
+def progress(workdir: Path, job: Job) -> str | None:
+    """Where a running stage is: the last ``epoch``/``step`` of its ``.partial/log.jsonl`` (read from the end)."""
+    path = Path(workdir) / f"{job.id}.partial" / "log.jsonl"
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            last = json.loads(f.read().splitlines()[-1])
+    except (OSError, IndexError, json.JSONDecodeError):
+        return None
+    parts = [f"{k} {last[k]}" for k in ("epoch", "step") if k in last]
+    return " ".join(parts) or None
+
+
 def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]] | None = None,
          state: dict[str, str] | None = None) -> list[list[Any]]:
-    """Table rows: job, stage, state, metric, wall time, device, depends on."""
+    """Table rows: job, stage, state, metric (or a running job's epoch and step), wall time, device, depends on."""
     record = read_record(workdir) if record is None else record
     state = states(workdir, jobs, record) if state is None else state
     out = []
@@ -184,6 +197,9 @@ def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]] |
         rec = record.get(job.id, {})
         wall = rec.get("wall_s")
         m = metric(workdir, job) if state[job.id] in ("done", "stale") else None
+        if state[job.id] == "running":
+            m = progress(workdir, job)
+            wall = time.time() - rec["started"] if rec.get("state") == "running" else None
         out.append([job.id, job.stage, state[job.id], "-" if m is None else m,
                     "-" if wall is None else f"{wall:.1f} s", rec.get("device", "-"), ", ".join(job.deps) or "-"])
     return out

@@ -115,6 +115,15 @@ def test_independent_jobs_run_side_by_side_with_their_own_gpu_and_threads(tmp_pa
     assert {e["OMP_NUM_THREADS"] for e in env} == {"3"}
 
 
+def test_a_running_stage_shows_its_epoch_and_step(tmp_path):
+    job = fake(tmp_path, "ft/a")
+    assert pl.progress(tmp_path, job) is None
+    log = tmp_path / "ft" / "a.partial" / "log.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps({"event": "train", "epoch": 1, "step": s}) + "\n" for s in range(0, 2000, 10)))
+    assert pl.progress(tmp_path, job) == "epoch 1 step 1990"
+
+
 def test_slots_and_threads_follow_the_options():
     assert [s.device for s in engine.slots("2,5", 1)] == ["cuda:2", "cuda:5"]
     assert len(engine.slots(None, 3)) == 3

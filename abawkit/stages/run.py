@@ -363,7 +363,8 @@ def summary(workdir: Path, jobs: list[Job], title: str) -> dict[str, str]:
     record = pl.read_record(workdir)
     state = pl.states(workdir, jobs, record)
     t = table("", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
-    t.columns[0].no_wrap = t.columns[2].no_wrap = True  # job ids and states whole; dependencies wrap
+    for i in (0, 2, 3):  # job ids, states and metrics whole; dependencies wrap
+        t.columns[i].no_wrap = True
     console.print(t)
     console.print(f"{title}: {pl.counts(state)}", soft_wrap=True)
     for job in jobs:
