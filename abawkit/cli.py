@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "validate",
     "report",
     "predict",
+    "run",
+    "status",
     "demo",
 )
 

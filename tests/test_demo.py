@@ -44,7 +44,7 @@ def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     recipe = tiny_recipe(root / "recipe")
     work = root / "work"
-    result = runner.invoke(app, ["demo", "--workdir", str(work), "--recipe", str(recipe)])
+    result = runner.invoke(app, ["demo", "--workdir", str(work), "--recipe", str(recipe), "--jobs", "2"])
     assert result.exit_code == 0, result.output
     return work, recipe, result.output
 
@@ -67,12 +67,19 @@ def test_demo_writes_ablation_and_valid_submissions(demo_run):
         assert "OK" in res.output
 
 
-def test_demo_rerun_skips_finished_stages(demo_run):
-    work, recipe, _ = demo_run
+def test_demo_rerun_skips_finished_jobs_and_status_shows_them_done(demo_run):
+    work, recipe, first = demo_run
+    assert first.count("done  ") >= 30 and "validate/va" in first  # one subprocess per job, validation included
     result = runner.invoke(app, ["demo", "--workdir", str(work), "--recipe", str(recipe)])
     assert result.exit_code == 0, result.output
-    assert result.output.count("skip:") >= 10
-    assert "Epoch" not in result.output and "epoch 1" not in result.output
+    assert "start " not in result.output and "ablation" in result.output
+    status = runner.invoke(app, ["status", "-w", str(work)])
+    assert status.exit_code == 0, status.output
+    from abawkit.plan import load_plan
+
+    assert "not running" in status.output and f": {len(load_plan(work))} done" in status.output
+    for state in ("pending", "stale", "failed", "running"):
+        assert f" {state} " not in status.output
 
 
 def test_report_renders_tables_and_figures(demo_run):

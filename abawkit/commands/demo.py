@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -16,17 +16,20 @@ def demo(
     recipe: Recipe = DEFAULT_RECIPE,
     sets: Sets = None,
     seed: Seed = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs (default: run.toml's jobs).")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1: one job per GPU at a time.")] = None,
     force: Force = False,
 ) -> None:
     """Run the whole pipeline on the synthetic release and print the ablation table.
 
-    synth -> prep -> pretrain -> finetune -> extract -> TMF -> ensemble -> smooth-search -> submit ->
-    validate -> score against the synthetic test ground truth. Finished stages are skipped on re-run.
+    `abaw run` with the demo recipe plus the ablation's jobs: synth -> prep -> pretrain -> finetune -> extract
+    -> TMF -> ensemble -> smooth-search -> submit -> validate -> score against the synthetic test ground
+    truth. Finished jobs are skipped on re-run; `abaw status -w abaw-demo` shows where it stands.
     """
     from abawkit.config import load_config
     from abawkit.stages.demo import DemoConfig, run
 
-    run(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force)
+    run(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
 
 
 def register(app: typer.Typer) -> None:

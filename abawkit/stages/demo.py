@@ -1,28 +1,29 @@
-"""``abaw demo``: the whole pipeline on the embedded synthetic release, ending in an ablation table.
+"""``abaw demo``: ``abaw run`` on the embedded synthetic release, ending in an ablation table.
 
 synth -> prep (+ folds) -> pretrain -> finetune (per task, fold 0) -> extract (vision per task, fbank
-audio) -> TMF (vision only on fold 0, vision+audio on every demo fold) -> ensemble (fold test
-predictions, weighted by validation score) -> smooth-search (on fold 0 validation) -> submit + validate
-(three tracks) -> score the submissions against the synthetic test ground truth.
+audio) -> TMF (vision+audio on every run fold) -> ensemble (weighted by validation score) ->
+smooth-search (fold 0 validation) -> submit + validate (three tracks), as the ``run`` engine plans it
+from ``recipes/<recipe>/run.toml``; the demo adds three kinds of jobs to that plan: ``synth`` (the
+release), TMF on vision features alone (fold 0, the ablation's "+ TMF (vision)" column) and a fold-0-only
+submission per track. Then it scores the submissions against the synthetic test ground truth.
 
-Every step is an ordinary stage in ``<workdir>``: a finished one is skipped, so an interrupted demo
+Every job is an ordinary stage in ``<workdir>``: a finished one is skipped, so an interrupted demo
 resumes where it stopped; ``--force`` starts the workspace over. Writes ``<workdir>/demo/ablation.json``
 and ``ablation.csv``; the submissions go to ``<workdir>/submissions/<name>/``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 from abawkit.config import load_config
 from abawkit.console import console, table
 from abawkit.errors import AbawError
-from abawkit.runs import StageDone, load_stage, read_json
+from abawkit.plan import Job
+from abawkit.runs import load_stage
 
 TRUTH_DIRS = {"au": "AU_Detection_Challenge", "expr": "EXPR_Classification_Challenge", "va": "VA_Estimation_Challenge"}
 
@@ -30,121 +31,77 @@ TRUTH_DIRS = {"au": "AU_Detection_Challenge", "expr": "EXPR_Classification_Chall
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 0
-    tasks: tuple[str, ...] = ("au", "expr", "va")
-    tmf_folds: tuple[int, ...] = (0, 1)  # fold 0 (official split) + CV folds, ensembled for the test set
     vision_ablation: bool = True  # also train TMF on vision features alone (fold 0) for the table
     release: str = ""  # an existing release folder; empty = synthesise one into <workdir>/release
 
 
-def _step(title: str, fn: Callable[[], Any]) -> Any:
-    """Run one stage; a stage that already finished is reported and skipped."""
-    console.rule(f"[bold]{title}")
-    try:
-        return fn()
-    except StageDone as done:
-        console.print(f"[yellow]skip:[/] {done}")
-        return None
+def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: int | None = None,
+        gpus: str | None = None) -> dict:
+    """Run every job; returns the ablation rows (also saved under ``<workdir>/demo/``)."""
+    from abawkit.stages import run as engine
+    from abawkit.stages.synth import SynthConfig
 
-
-def _cfg(cls: type, stage: str, recipe: str, seed: int, **changes: Any) -> Any:
-    cfg = load_config(cls, stage, recipe, seed=seed)
-    return _replace(cfg, changes)
-
-
-def _replace(cfg: Any, changes: dict[str, Any]) -> Any:
-    """``dataclasses.replace`` that also takes ``section.key`` names for nested configs."""
-    flat = {k: v for k, v in changes.items() if "." not in k}
-    for key, value in changes.items():
-        if "." in key:
-            head, rest = key.split(".", 1)
-            flat[head] = _replace(flat.get(head, getattr(cfg, head)), {rest: value})
-    return dataclasses.replace(cfg, **flat)
-
-
-def _synth(workdir: Path, recipe: str, seed: int) -> Path:
-    from abawkit.stages import synth
-
-    cfg = _cfg(synth.SynthConfig, "synth", recipe, seed)
-    out = workdir / "release"
-    done = out / "synth.json"
-    if done.exists() and read_json(done).get("config") == dataclasses.asdict(cfg):
-        console.print(f"[yellow]skip:[/] {out} already holds this synthetic release")
-        return out
-    synth.run(cfg, out, force=True)
-    return out
-
-
-def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False) -> dict:
-    """Run every stage; returns the ablation rows (also saved under ``<workdir>/demo/``)."""
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     if force and workdir.exists():
         shutil.rmtree(workdir)
     t0 = time.time()
-    release = Path(cfg.release) if cfg.release else _step("synth", lambda: _synth(workdir, recipe, cfg.seed))
-    if not release.is_dir():
+    rcfg = load_config(engine.RunConfig, "run", recipe, seed=cfg.seed, jobs=jobs)
+    release = Path(cfg.release).resolve() if cfg.release else workdir / "release"
+    if cfg.release and not release.is_dir():
         raise AbawError(f"release folder {release} not found")
-    _front(workdir, cfg, recipe, release)
-    vision = {t: _task_models(workdir, cfg, recipe, t) for t in cfg.tasks}
-    subs = {t: _finish_task(workdir, cfg, recipe, t) for t in cfg.tasks}
-    rows = _ablation(workdir, cfg, release, subs, vision)
+    synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
+    inp = engine.RunInputs(workdir, engine.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
+    b = engine.Builder(inp)
+    if not cfg.release:
+        b.add("synth", "synth", ["synth", str(release), "--recipe", inp.recipe, "--seed", str(cfg.seed)],
+              marker="release/synth.json", common=False)
+    name = engine.submission_name(rcfg, inp.recipe)
+    before = b.jobs
+    after = _ablation_jobs(engine.Builder(inp), cfg, rcfg, name)
+    engine.run(rcfg, inp, gpus, before=before, after=after)
+    subs = {t: _submissions(workdir, name, t) for t in rcfg.tasks}
+    vision = {t: _vision_stage(cfg, inp.recipe, t) for t in rcfg.tasks}
+    rows = _ablation(workdir, rcfg.tasks, release, subs, vision)
     _save(workdir, rows, subs, time.time() - t0)
     return {"rows": rows, "submissions": {t: str(p) for t, p in subs.items()}}
 
 
-def _front(workdir: Path, cfg: DemoConfig, recipe: str, release: Path) -> None:
-    """prep -> pretrain -> audio features (shared by every task)."""
-    from abawkit.stages import extract, prep, pretrain
+def _vision_only(recipe: str, task_name: str) -> bool:
+    """AU in the paper: the recipe's TMF already uses vision alone, so fold 0 is the vision-only run."""
+    from abawkit.stages.run import tmf_features
 
-    _step("prep", lambda: prep.run(_cfg(prep.PrepConfig, "prep", recipe, cfg.seed, release=str(release)), workdir))
-    pcfg = _cfg(pretrain.PretrainConfig, "pretrain", recipe, cfg.seed)
-    faces = release / "pretrain_faces"
-    if not pcfg.data.images and faces.is_dir():  # the synthetic stand-in for an external face collection
-        pcfg = _replace(pcfg, {"data.images": str(faces)})
-    _step("pretrain (MAE)", lambda: pretrain.run(workdir, pcfg))
-    ecfg = _cfg(extract.ExtractConfig, "extract", recipe, cfg.seed, **{"audio.model": "fbank"})
-    _step("extract audio (fbank)", lambda: extract.run_audio(workdir, ecfg))
+    return tmf_features(recipe, task_name) == ("mae",)
 
 
-def _task_models(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
-    """finetune (fold 0) -> vision features -> TMF per fold (+ the vision-only ablation).
-
-    Returns the stage holding TMF on vision features alone (fold 0), or None without the ablation."""
-    from abawkit.stages import extract, finetune, tmf
-
-    fcfg = _cfg(finetune.FinetuneConfig, "finetune", recipe, cfg.seed, task=task_name, fold=0)
-    _step(f"finetune {task_name} fold 0", lambda: finetune.run(workdir, fcfg))
-    ecfg = _cfg(extract.ExtractConfig, "extract", recipe, cfg.seed, **{"vision.task": task_name, "vision.fold": 0})
-    _step(f"extract vision ({task_name} encoder)", lambda: extract.run_vision(workdir, ecfg))
-    base = _cfg(tmf.TMFConfig, "tmf", recipe, cfg.seed, task=task_name)
-    vision_only = tuple(getattr(base.features, task_name)) == ("mae",)  # AU in the paper: fold 0 is that run
-    if cfg.vision_ablation and not vision_only:
-        vis = _replace(base, {"fold": 0, "tag": "vision", f"features.{task_name}": ("mae",)})
-        _step(f"tmf {task_name} fold 0 (vision only)", lambda: tmf.run(workdir, vis))
-    for fold in cfg.tmf_folds:
-        fcfg_ = _replace(base, {"fold": fold})
-        _step(f"tmf {task_name} fold {fold}", lambda: tmf.run(workdir, fcfg_))
-    if vision_only:
+def _vision_stage(cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
+    """The stage holding TMF on vision features alone (fold 0), or None without the ablation."""
+    if _vision_only(recipe, task_name):
         return f"tmf/{task_name}/fold0"
     return f"tmf/{task_name}/fold0-vision" if cfg.vision_ablation else None
 
 
-def _finish_task(workdir: Path, cfg: DemoConfig, recipe: str, task_name: str) -> dict[str, Path]:
-    """ensemble -> smooth-search -> submit (ensemble and fold 0 alone, for the table)."""
-    from abawkit.stages import ensemble, smooth, submit
+def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
+    """TMF on vision alone (fold 0) and a fold-0-only submission per task, for the table."""
+    from abawkit.submission import TRACK_TAGS
 
-    folds = [workdir / "tmf" / task_name / f"fold{f}" for f in cfg.tmf_folds]
-    ecfg = _cfg(ensemble.EnsembleConfig, "ensemble", recipe, cfg.seed)
-    _step(f"ensemble {task_name} ({len(folds)} folds)", lambda: ensemble.run(
-        workdir, ecfg, [f / "pred_test.parquet" for f in folds], val_preds=[f / "pred_val.parquet" for f in folds]))
-    scfg = _cfg(smooth.SmoothConfig, "smooth", recipe, cfg.seed)
-    _step(f"smooth-search {task_name}", lambda: smooth.run(workdir, scfg, task_name, [folds[0] / "pred_val.parquet"]))
-    sub = _cfg(submit.SubmitConfig, "submit", recipe, cfg.seed)
-    out = workdir / "submissions"
-    console.rule(f"[bold]submit {task_name}")
-    paths = {"ensemble": submit.run(workdir, sub, task_name, out=out)}
-    single = dataclasses.replace(sub, name=f"{sub.name}-fold0", zip=False)
-    paths["fold0"] = submit.run(workdir, single, task_name, pred=folds[0] / "pred_test.parquet", out=out)
-    return paths
+    w = b.inp.workdir
+    for t in rcfg.tasks:
+        if cfg.vision_ablation and not _vision_only(b.inp.recipe, t):
+            b.add(f"tmf/{t}/fold0-vision", "tmf", ["train", "tmf", "--task", t, "--fold", "0", "--features", "mae",
+                                                  "--set", 'tag="vision"'], [f"features/mae-{t}"])
+        single = f"{name}-fold0"
+        b.add(f"submit/{t}-fold0", "submit", ["submit", "--track", t, "--name", single, "--set", "zip=false",
+                                             "--pred", str(w / "tmf" / t / "fold0" / "pred_test.parquet"),
+                                             "--out", str(w / "submissions")],
+              [f"tmf/{t}/fold0", f"smooth/{t}"], marker=f"submissions/{single}/submission_{TRACK_TAGS[t]}.json", force=())
+    return b.jobs
+
+
+def _submissions(workdir: Path, name: str, task_name: str) -> dict[str, Path]:
+    from abawkit.submission import TRACK_TAGS
+
+    file = f"{TRACK_TAGS[task_name]}_predictions.txt"
+    return {"ensemble": workdir / "submissions" / name / file, "fold0": workdir / "submissions" / f"{name}-fold0" / file}
 
 
 def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
@@ -154,14 +111,14 @@ def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
         return None
 
 
-def _ablation(workdir: Path, cfg: DemoConfig, release: Path, subs: dict[str, dict[str, Path]],
+def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[str, dict[str, Path]],
               vision: dict[str, str | None]) -> list[dict]:
     """One row per task: validation (fold 0) per added component, then test scores of the submissions."""
     from abawkit.labels import task
     from abawkit.submission import score_submission
 
     rows = []
-    for t in cfg.tasks:
+    for t in tasks:
         truth = release / "test_ground_truth" / TRUTH_DIRS[t]
         test = {k: score_submission(p, truth, t)["score"] if truth.is_dir() else None for k, p in subs[t].items()}
         rows.append({

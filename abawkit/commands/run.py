@@ -1,0 +1,83 @@
+"""``abaw run``: the whole recipe on a release, as a plan of jobs run in parallel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+
+Gpus = Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1,2,3: one job per GPU at a time (CUDA_VISIBLE_DEVICES).")]
+Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs without --gpus (default: run.toml's jobs).")]
+
+
+@friendly
+def run(
+    release: Annotated[Path, typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")],
+    workdir: Workdir = DEFAULT_WORKDIR,
+    recipe: Recipe = DEFAULT_RECIPE,
+    mae: Annotated[Optional[Path], typer.Option(help="An MAE checkpoint: skip pre-training, fine-tune from it.")] = None,
+    audio: Annotated[Optional[list[str]], typer.Option("--audio", help="Audio checkpoint as MODEL=PATH, e.g. hubert=DIR (repeatable).")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,
+    folds: Annotated[Optional[str], typer.Option(help="Comma-separated TMF folds (default: run.toml's), e.g. 0,1,2.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Submission folder name (default: submit.toml's).")] = None,
+    gpus: Gpus = None,
+    jobs: Jobs = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and each job's state; run nothing.")] = False,
+    sets: Sets = None,
+    seed: Seed = None,
+    force: Force = False,
+) -> None:
+    """Run every stage the recipe needs as a graph of jobs; finished jobs are skipped, interrupted ones resume.
+
+    prep -> pretrain (or --mae) -> finetune (per task and fold) -> extract vision (per task and fold) and
+    audio (per model) -> tmf (per task and fold) -> ensemble, smooth-search, submit, validate (per task).
+    Each job is a subprocess logging to <workdir>/run/logs/<job>.log, one per GPU with --gpus, --jobs N on
+    CPU; --dry-run prints the plan; `abaw status -w W` shows where a run stands.
+    """
+    from abawkit.config import load_config
+    from abawkit.stages import run as stage
+
+    over = {"tasks": _csv(tasks, "--tasks"), "folds": _csv(folds, "--folds", int), "name": name, "jobs": jobs}
+    cfg = load_config(stage.RunConfig, "run", recipe, sets, **over)
+    inp = stage.RunInputs(workdir.resolve(), stage.resolve_recipe(recipe), release.resolve(),
+                          mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
+                          images=images.resolve() if images else None)
+    if not inp.release.is_dir():
+        from abawkit.errors import AbawError
+
+        raise AbawError(f"--release {release}: folder not found")
+    stage.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force)
+
+
+def _csv(value: str | None, flag: str, cast: type = str) -> list | None:
+    from abawkit.errors import AbawError
+
+    if value is None:
+        return None
+    try:
+        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise AbawError(f"{flag} {value!r}: expected comma-separated {cast.__name__} values") from None
+
+
+def _audio(items: list[str] | None) -> dict[str, str]:
+    """``["hubert=DIR", "vggish=FILE"]`` -> {model: absolute path}."""
+    from abawkit.errors import AbawError
+
+    out = {}
+    for item in items or []:
+        model, sep, path = item.partition("=")
+        if not sep or not model or not path:
+            raise AbawError(f"--audio {item!r}: expected MODEL=PATH, e.g. hubert=/ckpt/hubert-large-ll60k")
+        if not Path(path).exists():
+            raise AbawError(f"--audio {item}: {path} not found")
+        out[model.strip()] = str(Path(path).resolve())
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

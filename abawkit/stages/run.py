@@ -1,0 +1,386 @@
+"""``abaw run``: every stage a recipe needs, as a graph of jobs run in parallel (one per GPU or CPU slot).
+
+prep -> pretrain (or an MAE file) -> finetune[task, fold] -> extract vision[task, fold] + extract
+audio[model] -> tmf[task, fold] -> ensemble[task] (weighted by validation) -> smooth-search[task] ->
+submit[track] -> validate[track]. Each job is ``python -m abawkit.cli <command>`` in a subprocess with
+its own log (``<workdir>/run/logs/<job>.log``), its own process group, ``CUDA_VISIBLE_DEVICES`` set to
+its GPU (``--gpus``) and ``threads`` torch threads. Finished jobs are skipped; interrupted ones resume
+from their stage's ``.partial``; a failing job stops only the jobs that depend on it.
+
+Reads ``recipes/<recipe>/run.toml`` (tasks, folds, parallel jobs) and the recipe's ``tmf.toml`` (the
+features each task fuses: the audio models to extract) and ``submit.toml`` (the submission name).
+Writes ``<workdir>/run/plan.json``, ``jobs.json`` (state, device, wall time per job) and ``logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from abawkit import plan as pl
+from abawkit.errors import AbawError
+from abawkit.plan import Job, stage_marker
+from abawkit.runs import lock_holder, stage_lock
+
+COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
+         "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0  # not used by the plan; --seed is passed to every job
+    tasks: tuple[str, ...] = ("au", "expr", "va")
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # TMF folds, ensembled for the test set (fold 0 = official split)
+    encoder_folds: tuple[int, ...] = ()  # folds fine-tuning their own encoder; empty = every fold (others use fold 0's)
+    name: str = ""  # submission folder; empty = submit.toml's name
+    jobs: int = 1  # parallel CPU jobs (without --gpus)
+    threads: int = 0  # torch threads per job; 0 = the machine's cores // parallel jobs
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the command line adds to the recipe: where things are."""
+
+    workdir: Path
+    recipe: str
+    release: Path
+    mae: Path | None = None  # an MAE checkpoint: no pre-training
+    audio: dict[str, str] = field(default_factory=dict)  # audio model -> checkpoint
+    seed: int | None = None  # passed to every job when given
+    images: Path | None = None  # face images for pre-training (default: <release>/pretrain_faces if any)
+    synth_faces: bool = False  # the release is yet to be synthesised, with pretrain_faces/
+
+
+# ----------------------------------------------------------------------------- the plan
+class Builder:
+    """Appends jobs in dependency order; ``cli`` builds a job's command line."""
+
+    def __init__(self, inp: RunInputs) -> None:
+        self.inp = inp
+        self.jobs: list[Job] = []
+
+    def cli(self, *args: str, common: bool = True) -> tuple[str, ...]:
+        extra = ("-w", str(self.inp.workdir), "--recipe", self.inp.recipe) if common else ()
+        seed = ("--seed", str(self.inp.seed)) if common and self.inp.seed is not None else ()
+        return (sys.executable, "-m", "abawkit.cli", *args, *extra, *seed)
+
+    def add(self, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), marker: str | None = None,
+            common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
+        deps = tuple(d for d in deps if d)
+        self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps,
+                             stage_marker(id_) if marker is None else marker, COSTS[stage], force))
+        return id_
+
+
+def resolve_recipe(recipe: str) -> str:
+    """A recipe folder as an absolute path (jobs may run elsewhere), a recipe name as is."""
+    return str(Path(recipe).resolve()) if Path(recipe).is_dir() else recipe
+
+
+def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
+    """The feature stores the recipe's TMF fuses for task ``t`` (tmf.toml [features])."""
+    from abawkit.config import load_config
+    from abawkit.stages.tmf import TMFConfig
+
+    return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
+
+
+def audio_models(recipe: str, tasks: Sequence[str]) -> list[str]:
+    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision "mae")."""
+    return sorted({f for t in tasks for f in tmf_features(recipe, t) if f != "mae"})
+
+
+def submission_name(cfg: RunConfig, recipe: str) -> str:
+    from abawkit.config import load_config
+    from abawkit.stages.submit import SubmitConfig
+
+    return cfg.name or load_config(SubmitConfig, "submit", recipe).name
+
+
+def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
+    """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
+    from abawkit.labels import task
+
+    tasks = [task(t).name for t in cfg.tasks]
+    if not tasks or not cfg.folds:
+        raise AbawError("run: name at least one task and one fold")
+    b = Builder(inp)
+    prep = b.add("prep", "prep", ["prep", "--release", str(inp.release)], [synth])
+    pretrain = _pretrain(b, inp, synth)
+    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks)}
+    name = submission_name(cfg, inp.recipe)
+    for t in tasks:
+        vision = _encoders(b, cfg, inp, t, prep, pretrain)
+        feats = tmf_features(inp.recipe, t)
+        for f in cfg.folds:
+            b.add(f"tmf/{t}/fold{f}", "tmf", ["train", "tmf", "--task", t, "--fold", str(f)],
+                  [vision.get(f, vision.get(0, "")), *(audio[m] for m in feats if m in audio)])
+        _finish(b, cfg, t, name)
+    return b.jobs
+
+
+def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
+    if inp.mae is not None:
+        if not inp.mae.is_file():
+            raise AbawError(f"--mae {inp.mae}: checkpoint file not found")
+        return ""
+    from abawkit.config import load_config
+    from abawkit.stages.pretrain import PretrainConfig
+
+    images = inp.images
+    faces = inp.release / "pretrain_faces"
+    in_recipe = load_config(PretrainConfig, "pretrain", inp.recipe).data.images
+    if images is None and not in_recipe and (faces.is_dir() or inp.synth_faces):
+        images = faces  # the synthetic stand-in for an external face collection
+    args = ["pretrain", *(["--images", str(images)] if images else [])]
+    return b.add("pretrain", "pretrain", args, [synth] if images or in_recipe else ["prep"])
+
+
+def _audio(b: Builder, inp: RunInputs, model: str, prep: str) -> str:
+    ckpt = inp.audio.get(model)
+    if model != "fbank" and not ckpt:
+        raise AbawError(f"recipe {inp.recipe!r} fuses {model} features: pass --audio {model}=CHECKPOINT")
+    args = ["extract", "audio", "--model", model, *(["--checkpoint", ckpt] if ckpt else [])]
+    return b.add(f"features/{model}", "extract", args, [prep])
+
+
+def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pretrain: str) -> dict[int, str]:
+    """finetune + extract vision per encoder fold -> {fold: its vision feature job}."""
+    folds = cfg.encoder_folds or cfg.folds
+    if any(f not in folds for f in cfg.folds) and 0 not in folds:
+        raise AbawError("run: folds without their own encoder use fold 0's: add 0 to encoder_folds")
+    out = {}
+    for f in folds:
+        init = ["--init", str(inp.mae)] if inp.mae else []
+        ft = b.add(f"finetune/{t}/fold{f}", "finetune", ["finetune", "--task", t, "--fold", str(f), *init], [prep, pretrain])
+        store = f"mae-{t}" if f == 0 else f"mae-{t}-fold{f}"
+        out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f)], [ft])
+    return out
+
+
+def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
+    """ensemble (weighted by each fold's validation score) -> smooth-search (fold 0) -> submit -> validate."""
+    from abawkit.submission import TRACK_TAGS
+
+    w = b.inp.workdir
+    tmf = [f"tmf/{t}/fold{f}" for f in cfg.folds]
+    preds = [str(w / j / "pred_test.parquet") for j in tmf]
+    vals = [a for j in tmf for a in ("--val", str(w / j / "pred_val.parquet"))]
+    ens = b.add(f"ensemble/{t}", "ensemble", ["ensemble", *preds, *vals], tmf)
+    smooth = b.add(f"smooth/{t}", "smooth", ["smooth-search", "--task", t, "--pred", str(w / tmf[0] / "pred_val.parquet")],
+                   [tmf[0]])
+    tag = TRACK_TAGS[t]
+    sub = b.add(f"submit/{t}", "submit", ["submit", "--track", t, "--name", name, "--out", str(w / "submissions")],
+                [ens, smooth], marker=f"submissions/{name}/submission_{tag}.json", force=())
+    b.add(f"validate/{t}", "validate", ["validate", str(w / "submissions" / name / f"{tag}_predictions.txt"),
+                                        "--track", t, "-w", str(w)], [sub], marker="", common=False, force=())
+
+
+# ----------------------------------------------------------------------------- the scheduler
+@dataclass(frozen=True)
+class Slot:
+    """Where one job runs at a time: a GPU (``CUDA_VISIBLE_DEVICES``) or a CPU share."""
+
+    device: str
+    env: dict[str, str]
+
+
+def slots(gpus: str | None, jobs: int) -> list[Slot]:
+    """``--gpus 0,1`` -> one slot per GPU; else ``jobs`` slots on whatever device the jobs pick."""
+    if gpus:
+        ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        if not ids or not all(g.isdigit() for g in ids):
+            raise AbawError(f"--gpus {gpus!r}: expected comma-separated GPU indices, e.g. 0,1,2,3")
+        return [Slot(f"cuda:{g}", {"CUDA_VISIBLE_DEVICES": g}) for g in ids]
+    if jobs < 1:
+        raise AbawError(f"--jobs must be >= 1, got {jobs}")
+    device = "auto" if Path("/dev/nvidia0").exists() else "cpu"
+    return [Slot(device, {}) for _ in range(jobs)]
+
+
+def threads_per_job(threads: int, n_slots: int) -> int:
+    """Torch threads of each job: the recipe's, else the machine's cores shared by the parallel jobs."""
+    return threads or max(1, len(os.sched_getaffinity(0)) // n_slots)
+
+
+class _Scheduler:
+    """Starts ready jobs on free slots, highest critical path first; collects exits from waiter threads."""
+
+    def __init__(self, workdir: Path, jobs: list[Job], todo: dict[str, bool], slots_: list[Slot], threads: int) -> None:
+        self.workdir, self.jobs, self.todo, self.threads = workdir, jobs, todo, threads
+        self.free = list(range(len(slots_)))
+        self.slots = slots_
+        self.prio = pl.priorities(jobs)
+        self.record = pl.read_record(workdir)
+        self.done = {j.id for j in jobs if j.id not in todo}
+        self.procs: dict[str, tuple[subprocess.Popen, int, contextlib.ExitStack]] = {}
+        self.exits: queue.Queue[tuple[str, int]] = queue.Queue()
+
+    def ready(self) -> list[Job]:
+        waiting = [j for j in self.jobs if j.id in self.todo and j.id not in self.procs]
+        return sorted((j for j in waiting if all(d in self.done for d in j.deps)), key=lambda j: -self.prio[j.id])
+
+    def start(self, job: Job) -> None:
+        from abawkit.console import console
+
+        slot = self.free.pop(0)
+        log = self.workdir / pl.RUN_DIR / "logs" / f"{job.slug}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [*job.cmd, *(job.force if self.todo[job.id] else ())]
+        env = {**os.environ, **self.slots[slot].env, "OMP_NUM_THREADS": str(self.threads),
+               "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
+        lock = contextlib.ExitStack()
+        path = pl.job_lock_path(self.workdir, job)
+        lock.enter_context(stage_lock(path.parent, path.name.removesuffix(".lock")))
+        with open(log, "w") as f:
+            f.write("$ " + " ".join(cmd) + "\n")
+            f.flush()
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs[job.id] = (proc, slot, lock)
+        self.record[job.id] = {"state": "running", "device": self.slots[slot].device, "threads": self.threads,
+                               "started": time.time(), "log": str(log), "cmd": cmd}
+        pl.write_record(self.workdir, self.record)
+        threading.Thread(target=lambda: self.exits.put((job.id, proc.wait())), daemon=True).start()
+        console.print(f"[cyan]start[/] {job.id} on {self.slots[slot].device}")
+
+    def finish(self, job_id: str, rc: int) -> None:
+        from abawkit.console import console
+
+        proc, slot, lock = self.procs.pop(job_id)
+        lock.close()
+        self.free.append(slot)
+        rec = self.record[job_id]
+        rec.update(finished=time.time(), rc=rc, state="done" if rc == 0 else "failed")
+        rec["wall_s"] = round(rec["finished"] - rec["started"], 1)
+        del self.todo[job_id]
+        if rc == 0:
+            self.done.add(job_id)
+            console.print(f"[green]done[/]  {job_id} ({rec['wall_s']} s)")
+        else:
+            console.print(f"[red]failed[/] {job_id} (exit {rc}): see {rec['log']}")
+            for dep in pl.dependants(self.jobs, job_id):
+                if self.todo.pop(dep, None) is not None:
+                    self.record[dep] = {"state": "blocked", "after": job_id}
+        pl.write_record(self.workdir, self.record)
+
+    def loop(self) -> None:
+        while self.todo:
+            for job in self.ready()[: len(self.free)]:
+                self.start(job)
+            if not self.procs:
+                break
+            with contextlib.suppress(queue.Empty):
+                self.finish(*self.exits.get(timeout=1.0))
+
+    def stop(self) -> None:
+        """Terminate every running job's process group (its DataLoader workers too); stages keep .partial."""
+        for proc, _, _ in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        for job_id, (proc, _, lock) in list(self.procs.items()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            lock.close()
+            self.record[job_id].update(state="interrupted", finished=None)
+        self.procs.clear()
+        pl.write_record(self.workdir, self.record)
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM / SIGHUP stop the run like Ctrl-C does (children are killed, state stays resumable)."""
+    def raise_(signum: int, _frame: Any) -> None:
+        raise _Interrupted(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, raise_) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, force: bool = False) -> dict[str, str]:
+    """Run every job not done (stale and ``force``'d ones with their stage's ``--force``); returns final states."""
+    workdir = Path(workdir)
+    pl.check_graph(jobs)
+    with stage_lock(workdir / pl.RUN_DIR, "run"):
+        pl.save_plan(workdir, jobs)
+        state = pl.states(workdir, jobs)
+        todo = {j.id: force or state[j.id] == "stale" for j in jobs if force or state[j.id] != "done"}
+        sched = _Scheduler(workdir, jobs, todo, slots_, threads)
+        try:
+            with _signals_interrupt():
+                sched.loop()
+        except (KeyboardInterrupt, _Interrupted):
+            sched.stop()
+            raise AbawError(f"interrupted: running jobs were stopped; run again to resume ({workdir})", code=130) from None
+    return pl.states(workdir, jobs)
+
+
+def summary(workdir: Path, jobs: list[Job], title: str) -> dict[str, str]:
+    """Print the plan's table (job, stage, state, metric, wall time, device, depends on); returns the states."""
+    from abawkit.console import console, table
+
+    record = pl.read_record(workdir)
+    state = pl.states(workdir, jobs, record)
+    t = table("", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
+    for i in (0, 2, 3):  # job ids, states and metrics whole; dependencies wrap
+        t.columns[i].no_wrap = True
+    console.print(t)
+    console.print(f"{title}: {pl.counts(state)}", soft_wrap=True)
+    for job in jobs:
+        if state[job.id] == "failed":
+            console.print(f"[red]failed:[/] {job.id}: log {record[job.id]['log']}")
+    return state
+
+
+def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool = False, force: bool = False,
+        before: Sequence[Job] = (), after: Sequence[Job] = ()) -> dict[str, str]:
+    """Build the plan (``before`` jobs, e.g. the one writing the release, the recipe's, then ``after``),
+    print it for ``dry_run``, else run it; fails (exit 1) if any job did not finish."""
+    jobs = [*before, *build(cfg, inp, synth=before[-1].id if before else ""), *after]
+    pl.check_graph(jobs)
+    if dry_run:
+        return summary(inp.workdir, jobs, "plan (dry run: nothing was started)")
+    slots_ = slots(gpus, cfg.jobs)
+    threads = threads_per_job(cfg.threads, len(slots_))
+    t0 = time.time()
+    execute(inp.workdir, jobs, slots_, threads, force=force)
+    state = summary(inp.workdir, jobs, f"abaw run: {len(slots_)} slot(s) x {threads} thread(s), {time.time() - t0:.0f} s")
+    bad = [j for j in jobs if state[j.id] != "done"]
+    if bad:
+        first = pl.read_record(inp.workdir).get(bad[0].id, {})
+        raise AbawError(f"{len(bad)} job(s) not done, first: {bad[0].id} ({state[bad[0].id]})"
+                        + (f", log {first['log']}" if first.get("log") else ""), code=1)
+    return state
+
+
+def status(workdir: Path) -> dict[str, str]:
+    """``abaw status``: the saved plan's table, from manifests, locks and the run's record."""
+    from abawkit.console import console
+
+    workdir = Path(workdir)
+    jobs = pl.load_plan(workdir)
+    holder = lock_holder(workdir / pl.RUN_DIR, "run")
+    console.print(f"abaw run on {workdir}: " + (f"running (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
+                                                if holder is not None else "not running"))
+    return summary(workdir, jobs, f"status of {workdir}")
