@@ -53,6 +53,10 @@ def main() -> None:
         rec = recipe(Path(tmp) / "recipe", args)
         one, rows1 = demo(Path(tmp), rec, 1)
         two, rows2 = demo(Path(tmp), rec, 2)
+    from abawkit.console import console, table
+
+    cols = list(rows2[0]) if rows2 else []
+    console.print(table("ablation (--jobs 2)", cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows2]))
     print(f"abaw demo --jobs 1: {one:.1f} s, --jobs 2: {two:.1f} s -> ratio {two / one:.2f} (goal <= 0.75); "
           f"ablation tables {'identical' if rows1 == rows2 else 'DIFFER'}")
     if rows1 != rows2:
