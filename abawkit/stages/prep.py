@@ -130,6 +130,16 @@ def summarize(frames: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def split_videos(anns: dict, tests: dict[str, list[str]], t: str) -> dict[str, list[str]]:
+    """{split: video names} of task ``t``: train/val from its annotation folders, test from its test list."""
+    groups: dict[str, list[str]] = {}
+    if t in anns:
+        for name, role in zip(anns[t].names, anns[t].roles):
+            groups.setdefault(role, []).append(name)
+    groups["test"] = tests.get(t, [])
+    return groups
+
+
 def coverage(lay, anns: dict, tests: dict[str, list[str]], src_of: dict) -> list[dict]:
     """Per task and split: videos, with crops, with only a raw video (faces to detect), with neither, with audio.
 
@@ -138,11 +148,7 @@ def coverage(lay, anns: dict, tests: dict[str, list[str]], src_of: dict) -> list
 
     rows, missing = [], []
     for t in sorted(set(anns) | set(tests)):
-        groups = {}
-        if t in anns:
-            for name, role in zip(anns[t].names, anns[t].roles):
-                groups.setdefault(role, []).append(name)
-        groups["test"] = tests.get(t, [])
+        groups = split_videos(anns, tests, t)
         for split in ("train", "val", "test"):
             vids = groups.get(split, [])
             crops = [v for v in vids if v in lay.crops]
@@ -170,11 +176,7 @@ def check_faces(anns: dict, tests: dict[str, list[str]], crops: dict, detect: li
             raise AbawError(f"{t} test video {empty[0]} has 0 frames (no video, template row, crop or annotation gives a count)")
     faces = {v: v in detect or bool((crops[v][1] <= n_frames[v]).any()) if v in crops else v in detect for v in n_frames}
     for t in sorted(set(anns) | set(tests)):
-        groups = {"test": tests.get(t, [])}
-        if t in anns:
-            for name, role in zip(anns[t].names, anns[t].roles):
-                groups.setdefault(role, []).append(name)
-        for split, vids in groups.items():
+        for split, vids in split_videos(anns, tests, t).items():
             if vids and not any(faces[v] for v in vids):
                 frames = sum(n_frames[v] for v in vids)
                 raise AbawError(f"{t} {split}: none of its {frames} frames in {len(vids)} videos has a face crop "
