@@ -42,12 +42,9 @@ def source_key(name: str) -> str:
 
 def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
     """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``data/discover.py``)."""
-    from abawkit.data.discover import Layout, _challenges, _walk, annotation_items
+    from abawkit.data.discover import annotation_items, discover
 
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise AbawError(f"{root}: release folder not found")
-    return annotation_items(Layout(root, challenges=_challenges(_walk(root).challenges, [str(root)])))
+    return annotation_items(discover(root))
 
 
 def read_annotations(spec: TaskSpec, items: list[tuple[str, str, Path]]) -> Annotations:
