@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from abawkit.data.augment import draw_params, identity_params
+from abawkit.data.files import walk
 from abawkit.errors import AbawError
 from abawkit.runs import IMAGE_SUFFIXES
 from abawkit.labels import task
@@ -83,11 +84,11 @@ class FaceCrops(Dataset):
 
 
 def image_folder(root: str | Path) -> list[Path]:
-    """Every image file under ``root`` (recursive, sorted)."""
+    """Every image file under ``root`` (recursive through symlinked folders, hidden files skipped, sorted)."""
     root = Path(root)
     if not root.is_dir():
         raise AbawError(f"{root}: not a folder of images")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(Path(d) / f for d, _, files in walk(root) for f in files if f.lower().endswith(IMAGE_SUFFIXES))
     if not paths:
         raise AbawError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return paths
