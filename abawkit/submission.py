@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from abawkit.data.files import visible
+from abawkit.files import visible
 from abawkit.errors import AbawError, where
 from abawkit.labels import TaskSpec, task
 from abawkit.runs import atomic_path

@@ -5,7 +5,7 @@ Annotations/EXPR_Recognition_Challenge/Train_Set``), crops in several nested roo
 (``cropped_aligned/cropped_aligned/<video>/``, ``batch2/cropped_aligned_new_50_vids/<video>/``), raw
 videos in ``batch1/``, ``batch2/``, ``new_vids/``, test lists and templates in any folder. ``discover``
 walks the release once, at most ``MAX_DEPTH`` folder levels below the root, following symlinked folders
-(each folder once) and skipping hidden files and folders (``data.files``: macOS ``._*`` included), and
+(each folder once) and skipping hidden files and folders (``abawkit.files``: macOS ``._*`` included), and
 returns a ``Layout``: first find everything, then say what was found (``Layout.roots``), then read.
 
 Rules where the same thing is found twice:
@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from abawkit.data.files import hidden, visible, walk
+from abawkit.files import hidden, visible, walk
 from abawkit.data.media import VIDEO_EXTS
 from abawkit.errors import AbawError
 from abawkit.labels import TASKS, task_for_folder

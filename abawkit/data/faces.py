@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from abawkit.data.augment import draw_params, identity_params
-from abawkit.data.files import walk
+from abawkit.files import walk
 from abawkit.errors import AbawError
 from abawkit.runs import IMAGE_SUFFIXES
 from abawkit.labels import task

@@ -1,6 +1,8 @@
 """Listing folders of a release or of face images the way real disks hold them.
 
-Reads directory entries only. Two facts of shared servers and of archives made on a Mac:
+Reads directory entries only; imports nothing of abawkit, so every layer (``data``, ``submission``, and
+``runs`` for fingerprints) can list folders by the same rules. Two facts of shared servers and of
+archives made on a Mac:
 - folders are symlinks to other disks (``cropped_aligned -> /mnt/disk2/...``): walks follow them, and
   a folder reached twice (a link back to an ancestor, or two links to one folder) is entered once,
   by its ``(st_dev, st_ino)``;
