@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from abawkit.data.augment import BatchAugment, colour_jitter, draw_params, identity_params, normalize, to_model_input
 from abawkit.data.faces import FaceCrops, collate_faces, jpeg_side
 from abawkit.engine import SeededDataset, TrainConfig, fit, item_seed
+from abawkit.errors import AbawError
 
 FLOAT_BYTES_224 = 3 * 224 * 224 * 4  # what the float32 worker pipeline shipped per image: 602112
 
@@ -209,3 +210,10 @@ def test_cuda_extraction_matches_cpu_through_pinned_copies(tmp_path):
     gpu = np.concatenate(list(encode_crops(encoder.cuda(), paths, s, torch.device("cuda"))))  # bf16 autocast
     assert gpu.dtype == np.float16 and gpu.shape == cpu.shape == (10, 96)
     assert np.allclose(gpu.astype(np.float32), cpu.astype(np.float32), atol=0.1)
+
+
+def test_unreadable_images_are_one_line(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    for path in (tmp_path / "bad.jpg", tmp_path / "gone.jpg"):
+        with pytest.raises(AbawError, match=f"{path.name}: cannot read image"):
+            FaceCrops([path], 112, train=False)[0]

@@ -2,9 +2,9 @@
 
 DataLoader workers only decode (``data.faces.FaceCrops``): they ship each crop as uint8 ``[3, s, s]``
 at its own stored size (``s`` <= the model's size; never float, never upsampled) with 8 float
-augmentation parameters drawn from the item's seed, plus ``s`` (``data.faces.collate_faces`` puts a batch
-of mixed sizes on one ``D`` canvas, each image top-left at its own size) (``draw_params``; ``engine.SeededDataset`` seeds
-the RNGs per item, so a resumed run draws the same ones). The expensive part then runs once per
+augmentation parameters drawn from the item's seed (``draw_params``; ``engine.SeededDataset`` seeds
+the RNGs per item, so a resumed run draws the same ones); ``data.faces.collate_faces`` puts a batch of
+mixed sizes on one ``D`` canvas, each image top-left at its own size, and adds ``s`` to the parameters. The expensive part then runs once per
 batch where the model runs (``to_model_input``): brightness / contrast / saturation jitter (torchvision
 ``ColorJitter``'s formulas in a fixed order), horizontal flip and ImageNet normalisation at the
 stored size, then one ``torchvision.ops.roi_align`` over the per-sample crop boxes (random resized
