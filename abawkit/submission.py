@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from abawkit.files import visible
+from abawkit.files import visible, walk
 from abawkit.errors import AbawError, where
 from abawkit.labels import TaskSpec, task
 from abawkit.runs import atomic_path
@@ -125,10 +125,10 @@ def write_submission(out_dir: str | Path, spec: TaskSpec, rows: pd.DataFrame, ou
 
 
 def zip_submission(path: Path, zip_path: Path) -> Path:
-    """Zip a submission file or folder (folder contents keep their folder name)."""
+    """Zip a submission file or folder (folder contents keep their folder name; ``._*``/``.DS_Store`` left out)."""
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            files = [path] if path.is_file() else sorted(Path(d) / f for d, _, names in walk(path) for f in names)
             for f in files:
                 zf.write(f, f.relative_to(path.parent))
     return zip_path

@@ -111,3 +111,16 @@ def test_prep_reads_a_linked_release_with_mac_files_like_the_plain_one(synth_rel
     assert a.frames.crop.notna().tolist() == b.frames.crop.notna().tolist()
     assert a.videos["video"].tolist() == b.videos["video"].tolist()
     assert os.path.realpath(b.frames.crop.dropna().iloc[0]).startswith(str(disk2))
+
+
+def test_submission_zip_leaves_mac_files_out(tmp_path):
+    import zipfile
+
+    from abawkit.submission import zip_submission
+
+    sub = tmp_path / "sub"
+    _touch(sub / "v1.txt", b"valence,arousal\n0.5,0.25\n")
+    _touch(sub / "._v1.txt", APPLEDOUBLE)
+    _touch(sub / ".DS_Store", APPLEDOUBLE)
+    with zipfile.ZipFile(zip_submission(sub, tmp_path / "sub.zip")) as z:
+        assert z.namelist() == ["sub/v1.txt"]
