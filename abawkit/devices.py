@@ -63,3 +63,38 @@ def job_gpus(gpus: str | None, jobs: int, environ: Mapping[str, str] | None = No
         raise AbawError(f"--jobs must be >= 1, got {jobs}")
     visible = visible_gpus(environ, dev)
     return [visible[i % len(visible)] if visible else None for i in range(jobs)]
+
+
+# ----------------------------------------------------------------------------- precision
+PRECISIONS = ("bf16", "fp32")
+
+
+def default_precision(device: object) -> str:
+    """``bf16`` on CUDA (autocast, as training runs there), ``fp32`` elsewhere."""
+    import torch
+
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
+def resolve_precision(name: str, device: object) -> str:
+    """A config's ``auto`` | ``bf16`` | ``fp32`` -> the precision used on ``device``."""
+    if name in ("", "auto"):
+        return default_precision(device)
+    if name not in PRECISIONS:
+        raise AbawError(f"precision must be auto, bf16 or fp32, got {name!r}")
+    return name
+
+
+def precision_autocast(device: object, precision: str):
+    """The context a model runs in at ``precision``: bf16 autocast (CUDA or CPU), or nothing for fp32.
+
+    bf16 is honoured on the CPU too, so ``abaw predict`` on a laptop can reproduce features that were
+    extracted in bf16 on a GPU instead of silently computing them in fp32.
+    """
+    import contextlib
+
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
