@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads of this process; 0 = torch's default
     compile: bool = False  # torch.compile the model (worth it for long GPU runs; the first steps compile)
+    dist_timeout_min: float = 0.0  # multi-GPU: how long ranks wait for each other; 0 = distributed.DEFAULT_TIMEOUT_MIN
 
 
 @dataclass
@@ -368,7 +369,7 @@ def fit(
     ``lr_scale(param_name) -> factor`` scales learning rates per parameter (layer-wise decay).
     ``batch_transform(batch) -> batch`` runs on the device before ``loss_fn`` (on-device augmentation).
     """
-    info, auto_device = distributed.setup(cfg.device)
+    info, auto_device = distributed.setup(cfg.device, cfg.dist_timeout_min)
     device = device or auto_device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -48,15 +48,16 @@ class AudioConfig:
 class ExtractConfig:
     seed: int = 0
     threads: int = 0  # CPU intra-op threads; 0 = torch's default
+    dist_timeout_min: float = 0.0  # under torchrun: how long ranks wait for each other; 0 = the default (2 h)
     vision: VisionConfig = field(default_factory=VisionConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
 
 
-def _device(name: str):
+def _device(name: str, timeout_min: float = 0.0):
     """This rank's device; under torchrun this also joins the process group (gloo for "cpu")."""
     from abawkit import distributed
 
-    return distributed.setup(name)[1]
+    return distributed.setup(name, timeout_min)[1]
 
 
 def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
@@ -108,7 +109,8 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
         extract_videos(encoder, prep.frames, videos, store, at, device, arch.dim, on_video=done)
         return arch.dim, {}
 
-    return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision)
+    return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision,
+                timeout_min=cfg.dist_timeout_min)
 
 
 def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
@@ -137,11 +139,13 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
             done(vid)
         return ext.dim + 1, flags
 
-    return _run(Path(workdir), a.model, ckpt, settings, a.device, work, force, cfg.threads, precision="fp32")
+    return _run(Path(workdir), a.model, ckpt, settings, a.device, work, force, cfg.threads, precision="fp32",
+                timeout_min=cfg.dist_timeout_min)
 
 
 def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_name: str,
-         work: Callable, force: bool, threads: int = 0, precision: str = "auto") -> dict[str, Any]:
+         work: Callable, force: bool, threads: int = 0, precision: str = "auto",
+         timeout_min: float = 0.0) -> dict[str, Any]:
     """Open ``features/<name>``, shard videos over ranks, run ``work``, record the store info.
 
     The precision the extractor runs at (``auto`` resolved on this rank's device) is a setting of the
@@ -154,7 +158,7 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
     from abawkit.runs import load_stage, stage
 
     prep = load_prep(workdir)
-    device = _device(device_name)
+    device = _device(device_name, timeout_min)
     key = extractor_key(name, ckpt, {**settings, "precision": resolve_precision(precision, device)})
     if threads:
         import torch
