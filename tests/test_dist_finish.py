@@ -10,6 +10,7 @@ import socket
 import time
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -26,6 +27,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_shares_cover_every_item_once(monkeypatch):
+    from abawkit import distributed
+
+    for world in (1, 2, 3, 8):
+        parts = []
+        for rank in range(world):
+            monkeypatch.setenv("RANK", str(rank))
+            monkeypatch.setenv("WORLD_SIZE", str(world))
+            parts.append(range(10)[distributed.shard(10)])
+        assert [i for p in parts for i in p] == list(range(10)) and max(map(len, parts)) - min(map(len, parts)) <= 1
+    x = np.arange(6.0).reshape(3, 2)
+    assert distributed.gather_concat(x) is x  # alone: nothing to gather
 
 
 # ----------------------------------------------------------------------------- the timeout key
@@ -102,6 +117,7 @@ def _finetune_rank(rank: int, port: int, work: str, out: str, events) -> None:
     distributed.cleanup()
 
 
+@pytest.mark.slow  # two spawned ranks fine-tune and predict: ~50 s on 2 shared cores
 def test_final_predictions_are_shared_over_ranks_when_rank0_is_slow(prep_workspace, tmp_path):
     from abawkit.data.faces import FaceCrops, eval_loader
     from abawkit.data.tables import fold_videos, load_prep
