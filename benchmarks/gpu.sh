@@ -55,7 +55,7 @@ row() { ROWS+=("$1|${2:-n/a (see the logs in $OUT)}"); }
 pick() { grep -m1 "$1" "$2" | sed -e "s/^[^:]*: *//" -e 's/^ *//' || true; }  # the value after "label:" in a log
 table() {
   echo
-  echo "| $(pick device "$OUT/check.txt"), torch $(pick torch "$OUT/check.txt") | value |"
+  echo "| $(pick '^device:' "$OUT/check.txt"), torch $(pick '^torch:' "$OUT/check.txt") | value |"
   echo "|---|---|"
   for r in "${ROWS[@]}"; do echo "| ${r%%|*} | ${r#*|} |"; done
 }
