@@ -10,8 +10,9 @@ over ``dataset`` with:
   DistributedDataParallel + a distributed sampler when a process group is initialised
   (``abawkit.distributed.setup`` under ``torchrun``);
 - exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
-  the RNG states of python/numpy/torch and of this rank's CUDA device (one small ``.rankN`` file per extra rank), in plain types so
-  it loads with ``weights_only=True`` like any other file (``models.checkpoints.load_file``). The data
+  the RNG states of python/numpy/torch and of this rank's CUDA device (one small ``.rankN`` file per
+  extra rank; any device count resumes it), in plain types so it loads with ``weights_only=True`` like
+  any other file (``models.checkpoints.load_file``). The data
   order is a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch,
   index), so a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
 - an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is

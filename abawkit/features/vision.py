@@ -2,9 +2,10 @@
 
 One DataLoader per rank decodes every crop of its videos to uint8 (``data.faces``, pinned memory on
 CUDA); ``data.augment`` resizes and normalises each batch on the device (the fine-tuning evaluation
-transform) and the encoder runs under bf16 autocast on CUDA (``VisionSettings.precision``). Embeddings (class token or mean of the
-patch tokens) leave the device as float16 through pinned buffers with non-blocking copies, read one
-batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
+transform) and the encoder runs under bf16 autocast on CUDA (``VisionSettings.precision``; bf16 is
+honoured on a CPU too, so features can be recomputed at the precision they were made with).
+Embeddings (class token or mean of the patch tokens) leave the device as float16 through pinned
+buffers with non-blocking copies, read one batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
 their ``fill_frame``; a video with no crop at all gets zeros. Videos are sharded across torchrun
 ranks (``videos[rank::world]``); each video is written to the store (float16) as soon as its last
 crop is encoded, and videos already in the store are skipped (resume).
