@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# torch/torchvision/torchaudio are pinned on one line so pip takes the local wheels together.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Exact versions from constraints.txt (pyproject.toml only declares the ranges that work); torch,
+# torchvision and torchaudio are installed on one line so pip takes the local wheels together.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision torchaudio
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,16 +1,25 @@
 """torch.distributed set-up from ``torchrun`` environment variables (RANK, WORLD_SIZE, LOCAL_RANK).
 
 Without those variables everything runs as a single process (rank 0 of 1). Backend: nccl on CUDA,
-gloo on CPU.
+gloo on CPU. The process group's timeout (how long a rank may wait in a collective for the others) is
+``DEFAULT_TIMEOUT_MIN`` unless a recipe sets ``train.dist_timeout_min`` / ``dist_timeout_min``: NCCL's
+own 10 minutes are too short when one rank still decodes a split of a million frames while the others
+wait. Work that ends a stage is shared out instead of left to rank 0 (``shard`` + ``gather_concat``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
 
 import torch
 import torch.distributed as dist
+
+
+DEFAULT_TIMEOUT_MIN = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,12 +44,17 @@ def info() -> DistInfo:
     return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
-    """Initialise the process group when launched by torchrun; pick this rank's device."""
+def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, torch.device]:
+    """Initialise the process group when launched by torchrun; pick this rank's device.
+
+    ``timeout_min`` (0 = ``DEFAULT_TIMEOUT_MIN``) applies to every collective of the group; the first
+    call of a process decides it (stages call ``setup`` before the engine does).
+    """
     want_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     env = info()
     if env.world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+        timeout = timedelta(minutes=timeout_min or DEFAULT_TIMEOUT_MIN)
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo", timeout=timeout)
     env = info()
     if not env.is_main:  # one set of progress bars and tables per job, not one per rank
         from abawkit.console import console
@@ -73,6 +87,24 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
+
+
+def shard(n: int) -> slice:
+    """This rank's contiguous share of ``n`` ordered items (shares differ by at most one item)."""
+    env = info()
+    return slice(n * env.rank // env.world, n * (env.rank + 1) // env.world)
+
+
+def gather_concat(part: np.ndarray) -> np.ndarray:
+    """Every rank's ``part`` [n_r, ...] concatenated in rank order, on every rank (identity alone).
+
+    With ``shard`` this gives each rank the whole result while each computed only its share.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return part
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, np.ascontiguousarray(part))
+    return np.concatenate(parts)
 
 
 def cleanup() -> None:

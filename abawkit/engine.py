@@ -10,8 +10,9 @@ over ``dataset`` with:
   DistributedDataParallel + a distributed sampler when a process group is initialised
   (``abawkit.distributed.setup`` under ``torchrun``);
 - exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
-  the RNG states of python/numpy/torch (one small ``.rankN`` file per extra rank), in plain types so
-  it loads with ``weights_only=True`` like any other file (``models.checkpoints.load_file``). The data
+  the RNG states of python/numpy/torch and of this rank's CUDA device (one small ``.rankN`` file per
+  extra rank; any device count resumes it), in plain types so it loads with ``weights_only=True`` like
+  any other file (``models.checkpoints.load_file``). The data
   order is a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch,
   index), so a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
 - an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is
@@ -65,6 +66,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads of this process; 0 = torch's default
     compile: bool = False  # torch.compile the model (worth it for long GPU runs; the first steps compile)
+    dist_timeout_min: float = 0.0  # multi-GPU: how long ranks wait for each other; 0 = distributed.DEFAULT_TIMEOUT_MIN
 
 
 @dataclass
@@ -168,9 +170,15 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
+    """python/numpy/torch RNG states, and the CUDA generator of this process's device only.
+
+    Only that generator is ever drawn from (one device per rank), and saving every visible device's
+    state would tie the checkpoint to the device count: a run interrupted with 8 GPUs visible must
+    resume with 1 (``abaw run --gpus``) or on a smaller node.
+    """
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -194,11 +202,26 @@ def plain(obj: Any) -> Any:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore ``rng_state()``; any number of visible devices (see ``cuda_device_state``)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"].cpu())  # a resumed checkpoint may have been mapped to the GPU
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    cuda = cuda_device_state(state) if torch.cuda.is_available() else None
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda.cpu())
+
+
+def cuda_device_state(state: dict) -> torch.Tensor | None:
+    """The saved CUDA RNG state of this process's device, or None (saved on a CPU, or no such device).
+
+    Older checkpoints hold ``cuda``: one state per device visible at save time; this process's
+    device is the one at ``current_device()`` (its local rank), the only one it drew from.
+    """
+    if state.get("cuda_device") is not None:
+        return state["cuda_device"]
+    old = state.get("cuda") or []
+    i = torch.cuda.current_device()
+    return old[i] if i < len(old) else None
 
 
 def save_state(path: Path, obj: dict) -> None:
@@ -347,7 +370,7 @@ def fit(
     ``lr_scale(param_name) -> factor`` scales learning rates per parameter (layer-wise decay).
     ``batch_transform(batch) -> batch`` runs on the device before ``loss_fn`` (on-device augmentation).
     """
-    info, auto_device = distributed.setup(cfg.device)
+    info, auto_device = distributed.setup(cfg.device, cfg.dist_timeout_min)
     device = device or auto_device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

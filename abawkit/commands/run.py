@@ -9,8 +9,8 @@ import typer
 
 from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
 
-Gpus = Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1,2,3: one job per GPU at a time (CUDA_VISIBLE_DEVICES).")]
-Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs without --gpus (default: run.toml's jobs).")]
+Gpus = Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1,2,3: one job per GPU at a time; counted within an inherited CUDA_VISIBLE_DEVICES.")]
+Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs without --gpus, spread over the visible GPUs (default: run.toml's jobs).")]
 
 
 @friendly

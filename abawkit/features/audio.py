@@ -191,7 +191,8 @@ class VGGishAudio:
 
     @torch.no_grad()
     def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ex = self.model.examples(torch.from_numpy(wave), self.hop_frames).to(self.device)  # [N, 1, 96, 64]
+        # the waveform goes to the model's device first: the mel front end's window lives there
+        ex = self.model.examples(torch.from_numpy(wave).to(self.device), self.hop_frames)  # [N, 1, 96, 64]
         emb = torch.cat([self.model(b) for b in ex.split(256)]) if len(ex) else torch.zeros(0, 128)
         times = np.arange(len(ex)) * self.hop_frames * 0.010 + 0.48
         return emb.float().cpu().numpy(), times

@@ -6,8 +6,9 @@ carry the feature of their ``fill_frame``; audio features are resampled to the f
 are written atomically and read memory-mapped, so a training run over millions of frames only pages
 in the clips it touches.
 
-``store.json`` beside the arrays records the extractor key (name, checkpoint sha256, settings), the
-feature dim and per-video flags (e.g. ``missing_audio``). Extraction is redone only when the key
+``store.json`` beside the arrays records the extractor key (name, checkpoint sha256, settings, the
+settings including the ``precision``: bf16 or fp32), the device type it ran on, the feature dim and
+per-video flags (e.g. ``missing_audio``). Extraction is redone only when the key
 changes; a partly written store resumes video by video.
 """
 
@@ -112,6 +113,26 @@ def open_store(workdir: str | Path, extractor: str) -> FeatureStore:
 
 
 AUDIO_NAMES = ("fbank", "hubert", "wav2vec2", "vggish")
+
+
+def extraction_precision(info: dict[str, Any], where: str | Path, supported: tuple[str, ...] = ("bf16", "fp32")) -> str:
+    """The precision to re-run a store's extractor at (``abaw predict``): the one recorded with the features.
+
+    Features extracted in bf16 on a GPU and recomputed in fp32 differ (mean |diff| ~0.005 on a ViT),
+    which a model trained on them sees as a shift. Stores written before the precision was recorded
+    give fp32 with a note; a recorded precision this extractor cannot run at is an error that says so.
+    """
+    from abawkit.console import console
+
+    recorded = (info.get("settings") or {}).get("precision")
+    if recorded is None:
+        console.print(f"[yellow]note[/] {where}: extraction precision not recorded (older store); "
+                      "re-extracting in fp32, which may differ from the features the models were trained on")
+        return "fp32"
+    if recorded not in supported:
+        raise AbawError(f"{where}: features were extracted in {recorded}, but this extractor runs only in "
+                        f"{' or '.join(supported)}; predictions would differ from training: re-extract the store")
+    return str(recorded)
 
 
 def concat_features(stores: list[FeatureStore], video: str, n_frames: int) -> np.ndarray:

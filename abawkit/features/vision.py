@@ -2,9 +2,10 @@
 
 One DataLoader per rank decodes every crop of its videos to uint8 (``data.faces``, pinned memory on
 CUDA); ``data.augment`` resizes and normalises each batch on the device (the fine-tuning evaluation
-transform) and the encoder runs under bf16 autocast on CUDA. Embeddings (class token or mean of the
-patch tokens) leave the device as float16 through pinned buffers with non-blocking copies, read one
-batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
+transform) and the encoder runs under bf16 autocast on CUDA (``VisionSettings.precision``; bf16 is
+honoured on a CPU too, so features can be recomputed at the precision they were made with).
+Embeddings (class token or mean of the patch tokens) leave the device as float16 through pinned
+buffers with non-blocking copies, read one batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
 their ``fill_frame``; a video with no crop at all gets zeros. Videos are sharded across torchrun
 ranks (``videos[rank::world]``); each video is written to the store (float16) as soon as its last
 crop is encoded, and videos already in the store are skipped (resume).
@@ -20,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from abawkit.devices import precision_autocast, resolve_precision
 from abawkit.features.store import FeatureStore
 
 
@@ -29,6 +31,7 @@ class VisionSettings:
     pool: str = "cls"  # "cls" | "mean"
     batch_size: int = 64
     workers: int = 2
+    precision: str = ""  # bf16 | fp32; empty = the device's default (bf16 on CUDA), see abawkit.devices
 
 
 def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
@@ -45,7 +48,8 @@ def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device
     # the fine-tuning stage's own evaluation transform, so features see exactly what it saw
     loader = eval_loader(FaceCrops(paths, s.img_size, train=False), s.batch_size, s.workers, cuda)
     pending: tuple[torch.Tensor, torch.cuda.Event] | None = None
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    precision = resolve_precision(s.precision, device)
+    with torch.inference_mode(), precision_autocast(device, precision):
         for imgs, _ in device_batches(loader, device, s.img_size):
             feats = pool_tokens(encoder(imgs), s.pool).to(torch.float16)  # [B, 1+L, D] -> [B, D]
             if not cuda:

@@ -10,10 +10,12 @@ when nothing changed and redone automatically when the checkpoint or a setting c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from abawkit.devices import resolve_precision
 from abawkit.errors import AbawError
 
 
@@ -28,6 +30,7 @@ class VisionConfig:
     batch_size: int = 64
     workers: int = 2
     device: str = "auto"
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32; part of the extractor key
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,16 @@ class AudioConfig:
 class ExtractConfig:
     seed: int = 0
     threads: int = 0  # CPU intra-op threads; 0 = torch's default
+    dist_timeout_min: float = 0.0  # under torchrun: how long ranks wait for each other; 0 = the default (2 h)
     vision: VisionConfig = field(default_factory=VisionConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
 
 
-def _device(name: str):
+def _device(name: str, timeout_min: float = 0.0):
     """This rank's device; under torchrun this also joins the process group (gloo for "cpu")."""
     from abawkit import distributed
 
-    return distributed.setup(name)[1]
+    return distributed.setup(name, timeout_min)[1]
 
 
 def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
@@ -101,10 +105,12 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
     settings = {"pool": s.pool, "img_size": s.img_size, "mean": MEAN, "std": STD, "input": "uint8-device"}
 
     def work(prep, videos, store, device, done):
-        extract_videos(encoder, prep.frames, videos, store, s, device, arch.dim, on_video=done)
+        at = dataclasses.replace(s, precision=resolve_precision(v.precision, device))  # as recorded in the key
+        extract_videos(encoder, prep.frames, videos, store, at, device, arch.dim, on_video=done)
         return arch.dim, {}
 
-    return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads)
+    return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision,
+                timeout_min=cfg.dist_timeout_min)
 
 
 def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
@@ -133,12 +139,18 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
             done(vid)
         return ext.dim + 1, flags
 
-    return _run(Path(workdir), a.model, ckpt, settings, a.device, work, force, cfg.threads)
+    return _run(Path(workdir), a.model, ckpt, settings, a.device, work, force, cfg.threads, precision="fp32",
+                timeout_min=cfg.dist_timeout_min)
 
 
 def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_name: str,
-         work: Callable, force: bool, threads: int = 0) -> dict[str, Any]:
-    """Open ``features/<name>``, shard videos over ranks, run ``work``, record the store info."""
+         work: Callable, force: bool, threads: int = 0, precision: str = "auto",
+         timeout_min: float = 0.0) -> dict[str, Any]:
+    """Open ``features/<name>``, shard videos over ranks, run ``work``, record the store info.
+
+    The precision the extractor runs at (``auto`` resolved on this rank's device) is a setting of the
+    key, so bf16 GPU features and fp32 CPU ones are never mixed; the device is recorded beside it.
+    """
     from abawkit import distributed
     from abawkit.console import console, progress
     from abawkit.data.tables import load_prep
@@ -146,7 +158,8 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
     from abawkit.runs import load_stage, stage
 
     prep = load_prep(workdir)
-    key = extractor_key(name, ckpt, settings)
+    device = _device(device_name, timeout_min)
+    key = extractor_key(name, ckpt, {**settings, "precision": resolve_precision(precision, device)})
     if threads:
         import torch
 
@@ -155,7 +168,6 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
         old = FeatureStore(Path(load_stage(workdir, f"features/{name}")["dir"]))
         if not old.matches(key):
             force = True  # the checkpoint or a setting changed: the cached features are stale
-    device = _device(device_name)
     info = distributed.info()
     with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main) as run:
         run.add_input("prep", prep.dir / "frames.parquet")
@@ -173,7 +185,7 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
         if missing:
             raise RuntimeError(f"features missing for {len(missing)} videos, e.g. {missing[0]}")
         if info.is_main:
-            store.write_info(key, dim, flags)
+            store.write_info({**key, "device": device.type}, dim, flags)
             run.add_output("store.json")
         run.metrics = {"videos": len(videos), "dim": dim, "missing_audio": sum(1 for f in flags.values() if f)}
     console.print(f"features/{name}: {len(videos)} videos, dim {dim}")

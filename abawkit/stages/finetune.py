@@ -130,7 +130,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
 
     workdir = Path(workdir)
     spec = task(cfg.task)
-    info, device = distributed.setup(cfg.train.device)
+    info, device = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
     with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
         seed_everything(cfg.seed)
         model, ckpt, report = build_model(workdir, cfg)
@@ -143,8 +143,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
         if not resume and info.is_main:
             last.unlink(missing_ok=True)
         result = _train(st, model, cfg, data, device, last)
-        if info.is_main:
-            _finish(st, model, cfg, data, device, result)
+        _finish(st, model, cfg, data, device, result, info.is_main)
     return st.metrics | {"stage": stage_name(cfg), "metric": spec.metric}
 
 
@@ -184,22 +183,29 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, la
                checkpoint_path=last, run=st, lr_scale=scale, collate_fn=collate_faces, batch_transform=BatchAugment(model.arch.img_size, True))
 
 
-def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, result: Any) -> None:
-    """Reload the best epoch, write val/test predictions and the metrics."""
-    from abawkit.data.faces import eval_loader
+def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, result: Any, main: bool) -> None:
+    """Reload the best epoch, write val/test predictions and the metrics.
+
+    Every rank predicts its share of each split (loader workers decoding) and the shares are
+    gathered: left to rank 0 alone, a split of a million frames kept the other ranks waiting in the
+    stage's closing collective past NCCL's timeout. Only rank 0 writes.
+    """
     from abawkit.models.checkpoints import read_checkpoint
     from abawkit.predictions import make_predictions, write_predictions
 
-    model.load_state_dict(read_checkpoint(st.dir / "best.pt")["model"])
-    st.add_output("best.pt")
+    model.load_state_dict(read_checkpoint(st.dir / "best.pt")["model"])  # rank 0 saved it before fit's last barrier
+    if main:
+        st.add_output("best.pt")
     for split in ("val", "test"):
         rows = data["rows"][split]
         if rows.empty:
             continue
-        loader = eval_loader(data[split], cfg.data.eval_batch, 0, device.type == "cuda")
-        values = predict(model, loader, cfg.task, device, cfg.train.amp)
-        pred = make_predictions(rows["video"], rows["frame"], values, cfg.task, split, cfg.fold, "finetune")
-        write_predictions(st.add_output(f"pred_{split}.parquet"), pred)
+        values = predict_split(model, data[split], cfg, device)
+        if main:
+            pred = make_predictions(rows["video"], rows["frame"], values, cfg.task, split, cfg.fold, "finetune")
+            write_predictions(st.add_output(f"pred_{split}.parquet"), pred)
+    if not main:
+        return
     for p in st.dir.glob("last.pt*"):
         p.unlink()
     best = result.best or {}
@@ -208,3 +214,17 @@ def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, r
         per_class=best.get("per_class"), steps=result.steps, train_frames=len(data["rows"]["train"]),
         epochs=[{"epoch": h["epoch"], "loss": h["loss"], "score": h.get("score")} for h in result.history],
     )
+
+
+def predict_split(model: Any, crops: Any, cfg: FinetuneConfig, device: Any) -> np.ndarray:
+    """Activated predictions [N, C] of a FaceCrops split: this rank's share, then every rank's gathered."""
+    from torch.utils.data import Subset
+
+    from abawkit import distributed
+    from abawkit.data.faces import eval_loader
+
+    mine = range(len(crops))[distributed.shard(len(crops))]
+    loader = eval_loader(Subset(crops, mine), cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
+    values = predict(model, loader, cfg.task, device, cfg.train.amp) if len(mine) else \
+        np.zeros((0, model.head.out_features), np.float32)
+    return distributed.gather_concat(values)

@@ -73,6 +73,7 @@ def frame_model_values(workdir: Path, task_name: str, fold: int, clip: Clip) -> 
 def feature_part(workdir: Path, store_name: str, clip: Clip) -> np.ndarray:
     """Re-run the extractor that made ``features/<store_name>`` on this clip: [n, dim]."""
     from abawkit.features.audio import build_audio_extractor, extract_frames
+    from abawkit.features.store import extraction_precision
     from abawkit.features.vision import VisionSettings, encode_crops
     from abawkit.stages.extract import load_vision_encoder
 
@@ -81,6 +82,7 @@ def feature_part(workdir: Path, store_name: str, clip: Clip) -> np.ndarray:
     s = info["settings"]
     if "model" in s:  # audio
         ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
+        extraction_precision(info, d / "store.json", supported=("fp32",))  # audio extractors run in fp32
         ext = build_audio_extractor(s["model"], ckpt, s.get("layer") or -1, "cpu", **{k: v for k, v in s.items()
                                                                                      if k in ("n_mels", "hop_s")})
         return extract_frames(ext, clip.wav, clip.n_frames, clip.fps)
@@ -88,7 +90,8 @@ def feature_part(workdir: Path, store_name: str, clip: Clip) -> np.ndarray:
     if not ckpt or not Path(ckpt).is_file():
         raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
     encoder, arch, _ = load_vision_encoder(Path(ckpt))
-    vs = VisionSettings(img_size=int(s["img_size"]), pool=s["pool"], batch_size=64, workers=0)
+    vs = VisionSettings(img_size=int(s["img_size"]), pool=s["pool"], batch_size=64, workers=0,
+                        precision=extraction_precision(info, d / "store.json"))
     import torch
 
     return np.concatenate(list(encode_crops(encoder, clip.crops, vs, torch.device("cpu"))))

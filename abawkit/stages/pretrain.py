@@ -124,7 +124,7 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     from abawkit.runs import stage
 
     workdir = Path(workdir)
-    info, _ = distributed.setup(cfg.train.device)
+    info, _ = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
     paths, source = image_paths(workdir, cfg.data, cfg.seed)
     with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
         st.add_input("images", source)

@@ -195,16 +195,14 @@ class Slot:
 
 
 def slots(gpus: str | None, jobs: int) -> list[Slot]:
-    """``--gpus 0,1`` -> one slot per GPU; else ``jobs`` slots on whatever device the jobs pick."""
-    if gpus:
-        ids = [g.strip() for g in gpus.split(",") if g.strip()]
-        if not ids or not all(g.isdigit() for g in ids):
-            raise AbawError(f"--gpus {gpus!r}: expected comma-separated GPU indices, e.g. 0,1,2,3")
-        return [Slot(f"cuda:{g}", {"CUDA_VISIBLE_DEVICES": g}) for g in ids]
-    if jobs < 1:
-        raise AbawError(f"--jobs must be >= 1, got {jobs}")
-    device = "auto" if Path("/dev/nvidia0").exists() else "cpu"
-    return [Slot(device, {}) for _ in range(jobs)]
+    """``--gpus 0,1`` -> one slot per GPU; else ``jobs`` slots spread over the visible GPUs (or CPU slots).
+
+    GPU numbers are read through an inherited ``CUDA_VISIBLE_DEVICES`` (``abawkit.devices``).
+    """
+    from abawkit.devices import job_gpus
+
+    return [Slot(f"cuda:{g}", {"CUDA_VISIBLE_DEVICES": g}) if g is not None else Slot("cpu", {})
+            for g in job_gpus(gpus, jobs)]
 
 
 def threads_per_job(threads: int, n_slots: int) -> int:
