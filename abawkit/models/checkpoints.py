@@ -46,7 +46,7 @@ class LoadReport:
 
 def save_checkpoint(path: str | Path, state: dict, arch: EncoderArch, kind: str, **extra: Any) -> Path:
     """Write this project's format atomically (``kind``: mae | frame | encoder)."""
-    from abawkit.engine import plain, save_state
+    from abawkit.statefile import plain, save_state
 
     save_state(Path(path), {"format": FORMAT, "kind": kind, "arch": arch.to_dict(), "model": state, **plain(extra)})
     return Path(path)
