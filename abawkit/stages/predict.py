@@ -87,7 +87,7 @@ def feature_part(workdir: Path, store_name: str, clip: Clip) -> np.ndarray:
     ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
     if not ckpt or not Path(ckpt).is_file():
         raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
-    encoder, arch, _ = load_vision_encoder(Path(ckpt))
+    encoder, arch, _ = load_vision_encoder(Path(ckpt), s.get("arch", ""), int(s["img_size"]))
     vs = VisionSettings(img_size=int(s["img_size"]), pool=s["pool"], batch_size=64, workers=0)
     import torch
 
