@@ -203,3 +203,55 @@ def test_wrong_timm_name_is_one_clear_error(tmp_path):
         load_vision_encoder(tmp_path / "w.pth", "convnext_nope")
     with pytest.raises(AbawError, match="does not fit convnext_femto"):
         load_vision_encoder(tmp_path / "w.pth", "convnext_femto")
+
+
+# ----------------------------------------------------------------------------- finetune / extract
+def test_layer_decay_any_depth_and_convnext_by_stage():
+    from abawkit.models.backbones import BackboneArch, TimmBackbone
+    from abawkit.models.heads import FrameModel, layer_decay
+
+    arch = BackboneArch("vit_small_patch14_dinov2", "dinov2", 28, 0, 0,
+                        kwargs={"embed_dim": 64, "depth": 5, "num_heads": 1})
+    model = FrameModel(arch, 3, "cls+mean", 0.0, encoder=TimmBackbone(arch))
+    assert model.head.in_features == 128 and model.arch.depth == 5
+    scale = layer_decay(model, 0.5)
+    f = {i: scale(f"encoder.model.blocks.{i}.mlp.fc1.weight") for i in range(5)}
+    assert scale("head.weight") == 1.0 and all(f[i] < f[i + 1] for i in range(4))
+    assert scale("encoder.model.patch_embed.proj.weight") < f[0] and f[4] < 1.0
+    conv = FrameModel(BackboneArch("convnext_atto", "convnext", 32, 0, 0, 0), 2, "mean", 0.0)
+    scale = layer_decay(conv, 0.5)
+    names = [n for n, _ in conv.named_parameters()]
+    stage = {s: {scale(n) for n in names if n.startswith(f"encoder.model.stages.{s}.")} for s in range(4)}
+    assert all(len(v) == 1 for v in stage.values())  # one factor per stage
+    f = [v.pop() for v in stage.values()]
+    assert f[0] < f[1] < f[2] < f[3] < 1.0 and scale("encoder.model.stem.0.weight") < f[0]
+
+
+def test_finetune_init_and_extract_with_a_dinov2_folder(prep_workspace, tmp_path):
+    """``abaw finetune --init DINOV2_FOLDER`` then ``extract vision`` (fine-tuned and frozen, cls+mean)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from abawkit.cli import app
+    from abawkit.features.store import open_store
+    from abawkit.models.checkpoints import load_frame_model
+
+    work = tmp_path / "work"
+    shutil.copytree(prep_workspace, work)
+    tiny_dinov2(image_size=518).save_pretrained(tmp_path / "dinov2")
+    fast = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.num_workers=0",
+            "--set", "train.compile=false", "--set", "model.img_size=28", "--set", "model.layer_decay=0.7"]
+    run = CliRunner().invoke
+    res = run(app, ["finetune", "--task", "expr", "--init", str(tmp_path / "dinov2"), "--workdir", str(work), *fast])
+    assert res.exit_code == 0, res.output
+    model, meta = load_frame_model(work / "finetune/expr/fold0/best.pt")
+    assert meta["arch"]["timm"] == "vit_small_patch14_dinov2" and model.arch.img_size == 28
+    res = run(app, ["extract", "vision", "--task", "expr", "--workdir", str(work), "--set", "vision.workers=0"])
+    assert res.exit_code == 0, res.output
+    assert open_store(work, "mae-expr").dim == 128
+    res = run(app, ["extract", "vision", "--checkpoint", str(tmp_path / "dinov2"), "--name", "dinov2", "--pool",
+                    "cls+mean", "--workdir", str(work), "--set", "vision.img_size=42", "--set", "vision.workers=0"])
+    assert res.exit_code == 0, res.output
+    store = open_store(work, "dinov2")
+    assert store.dim == 256 and store.info()["settings"]["mean"] == list(IMAGENET[0])
