@@ -46,9 +46,9 @@ def vision(
 def audio(
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
-    model: Annotated[Optional[str], typer.Option(help="fbank | hubert | wav2vec2 | vggish.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="transformers folder (hubert/wav2vec2) or VGGish .pt.")] = None,
-    layer: Annotated[Optional[int], typer.Option(help="Hidden layer of hubert/wav2vec2 (-1 = last).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="fbank | hubert | wav2vec2 | wavlm | whisper | vggish.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="transformers folder (hubert/wav2vec2/wavlm/whisper) or VGGish .pt.")] = None,
+    layer: Annotated[Optional[int], typer.Option(help="Hidden layer of hubert/wav2vec2/wavlm/whisper (-1 = last).")] = None,
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,

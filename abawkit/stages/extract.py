@@ -38,7 +38,7 @@ class AudioConfig:
     layer: int = -1
     n_mels: int = 64  # fbank
     hop_s: float = 0.16  # vggish example hop
-    chunk_s: float = 20.0  # hubert / wav2vec2 window
+    chunk_s: float = 20.0  # hubert / wav2vec2 / wavlm window (whisper: always its own 30 s)
     device: str = "auto"
 
 
@@ -121,7 +121,7 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
     ckpt = Path(a.checkpoint) if a.checkpoint else None
     if ckpt is not None and not ckpt.exists():
         raise AbawError(f"{ckpt}: audio checkpoint not found")
-    settings: dict[str, Any] = {"model": a.model, "layer": a.layer if a.model in ("hubert", "wav2vec2") else None}
+    settings: dict[str, Any] = {"model": a.model, "layer": a.layer if a.model in ("hubert", "wav2vec2", "wavlm", "whisper") else None}
     settings.update({"fbank": {"n_mels": a.n_mels}, "vggish": {"hop_s": a.hop_s}}.get(a.model, {}))
 
     def work(prep, videos, store, device, done):
