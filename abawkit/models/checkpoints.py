@@ -234,6 +234,20 @@ def checkpoint_arch(obj: dict) -> EncoderArch:
     return infer_arch(encoder_state(obj)[0])
 
 
+def load_checked(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``sd`` into ``module`` only if it fits exactly; else one ``AbawError`` (``what``: ...) listing
+    missing / unexpected / mis-shaped keys: nothing loads silently."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
+        ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + \
+        ([f"shape mismatch {'; '.join(shapes[:3])}"] if shapes else [])
+    if problems:
+        raise AbawError(f"{what}: {' | '.join(problems)}")
+    module.load_state_dict(sd)
+
+
 def load_encoder(encoder: ViTEncoder, obj: dict | str | Path) -> LoadReport:
     """Load any supported checkpoint into ``encoder``, resizing ``pos_embed`` if needed.
 
@@ -248,15 +262,7 @@ def load_encoder(encoder: ViTEncoder, obj: dict | str | Path) -> LoadReport:
     if pos is not None and pos.shape != own["pos_embed"].shape and pos.shape[-1] == own["pos_embed"].shape[-1]:
         sd["pos_embed"] = resample_abs_pos_embed(pos, [encoder.arch.grid] * 2, num_prefix_tokens=1)
         report.resized.append(f"pos_embed {tuple(pos.shape)} -> {tuple(sd['pos_embed'].shape)}")
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
-    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-        ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + \
-        ([f"shape mismatch {'; '.join(shapes[:3])}"] if shapes else [])
-    if problems:
-        raise AbawError(f"{report.format} checkpoint does not fit encoder {encoder.arch.name}: {' | '.join(problems)}")
-    encoder.load_state_dict(sd)
+    load_checked(encoder, sd, f"{report.format} checkpoint does not fit encoder {encoder.arch.name}")
     return report
 
 
@@ -467,14 +473,7 @@ def load_backbone(backbone: Any, fmt: str, sd: dict[str, torch.Tensor], report: 
     patches = getattr(getattr(model, "patch_embed", None), "num_patches", None)
     if before is not None and patches and before.shape[-2] - 1 != patches:  # the patch grid was resampled
         report.resized.append(f"pos_embed {tuple(before.shape)} -> {tuple(own['pos_embed'].shape)}")
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
-    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-        ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + \
-        ([f"shape mismatch {'; '.join(shapes[:3])}"] if shapes else [])
-    if problems:
-        raise AbawError(f"{fmt} checkpoint does not fit {backbone.arch.timm}: {' | '.join(problems)}")
-    model.load_state_dict(sd)
+    load_checked(model, sd, f"{fmt} checkpoint does not fit {backbone.arch.timm}")
     return report
 
 
