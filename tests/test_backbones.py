@@ -268,3 +268,14 @@ def test_finetune_init_and_extract_with_a_dinov2_folder(prep_workspace, tmp_path
     again = feature_part(work, "dinov2", clip).astype(np.float32)
     stored = store.read(video, int((frames["video"] == video).sum()))[rows["frame"].to_numpy() - 1].astype(np.float32)
     assert again.shape == (len(rows), 256) and np.allclose(again, stored, atol=2e-2)
+
+
+def test_broken_backbone_files_are_one_line_errors(tmp_path):
+    sd = official_names(hf_state(tiny_dinov2(image_size=28)))
+    del sd["patch_embed.proj.weight"]
+    torch.save(sd, tmp_path / "cut.pth")
+    with pytest.raises(AbawError, match="lacks 'patch_embed.proj.weight'"):
+        load_vision_encoder(tmp_path / "cut.pth")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AbawError, match="no weights"):
+        load_vision_encoder(tmp_path / "empty")

@@ -20,11 +20,11 @@ extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audi
 def vision(
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Encoder checkpoint file (else the finetune stage's best.pt).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Encoder checkpoint file or downloaded folder: MAE, DINOv2, CLIP/OpenCLIP, timm (else the finetune stage's best.pt).")] = None,
     task: Annotated[Optional[str], typer.Option(help="Use finetune/<task>/fold<N>/best.pt (au, expr, va).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="Fold of the finetune stage to use.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Extractor name (default mae-<task> or mae).")] = None,
-    pool: Annotated[Optional[str], typer.Option(help="Embedding: cls token or mean of patch tokens.")] = None,
+    pool: Annotated[Optional[str], typer.Option(help="Embedding: cls token, mean of patch tokens, or cls+mean (both).")] = None,
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,

@@ -436,7 +436,10 @@ def infer_backbone(fmt: str, sd: dict, config: dict, arch_name: str = "", img_si
         family = next((f for f in ("convnext", "dinov2", "clip", "eva") if f in name), "vit")
         return BackboneArch(name, family, img_size or d["img_size"], 0, 0, 1 if family != "convnext" else 0,
                             tuple(pcfg.get("mean", d["mean"])), tuple(pcfg.get("std", d["std"])))
-    s = _vit_shape(sd, fmt)
+    try:
+        s = _vit_shape(sd, fmt)
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise AbawError(f"{fmt} checkpoint lacks {first_line(exc)}: not a complete ViT tower") from None
     vcfg = config.get("vision_config", config)
     heads = int(vcfg.get("num_attention_heads", 0)) or (_CLIP_HEADS.get(s["dim"], 0) if "clip" in fmt else 0) \
         or max(1, s["dim"] // 64)
