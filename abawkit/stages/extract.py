@@ -103,7 +103,9 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
     # "input" marks the uint8 + on-device resize pipeline (stores made by the older float one are redone);
     # mean / std are the backbone's own (the encoder re-normalises the ImageNet-normalised input)
     settings = {"pool": s.pool, "img_size": s.img_size, "mean": list(getattr(arch, "mean", MEAN)),
-                "std": list(getattr(arch, "std", STD)), "input": "uint8-device", "arch": v.arch}
+                "std": list(getattr(arch, "std", STD)), "input": "uint8-device"}
+    if v.arch:  # only when named: stores of MAE encoders keep the key they had
+        settings["arch"] = v.arch
     dim = pooled_dim(arch, pool)
 
     def work(prep, videos, store, device, done):
