@@ -8,6 +8,9 @@ Formats understood (``detect_format``):
 - ``timm``: a plain timm ``VisionTransformer`` state dict (``head.*`` dropped);
 - ``hf``: Hugging Face ``ViTMAEForPreTraining`` / ``ViTMAEModel`` (``vit.embeddings.*``,
   ``vit.encoder.layer.N.*``; q/k/v are fused into timm's ``qkv``; ``decoder.*`` dropped).
+Today's backbones (DINOv2 official / transformers, CLIP transformers / OpenCLIP ``visual.*``, timm names
+such as EVA-02 and ConvNeXt, timm hub folders) load into ``models.backbones.TimmBackbone`` through
+``open_encoder`` (the section at the end), which also takes downloaded folders (``read_source``).
 ``pos_embed`` is resampled (bicubic, timm) when the image size differs. Keys that are missing,
 unexpected or of the wrong shape are an ``AbawError`` listing them: nothing loads silently.
 

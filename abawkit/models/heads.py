@@ -1,8 +1,8 @@
-"""Fine-tuning model: a ViT encoder plus one linear layer for one task (the paper's frame model).
+"""Fine-tuning model: a vision encoder (MAE ViT or a timm backbone) plus one linear layer for one task.
 
 ``FrameModel(arch, n_outputs, pool)`` returns raw outputs (logits / pre-tanh values); activations
 live in ``abawkit.losses.activate``. ``features`` gives the pooled embedding that TMF consumes.
-State dict names: ``encoder.*`` (see ``models/mae.py``) and ``head.*``.
+State dict names: ``encoder.*`` (see ``models/mae.py``; timm backbones: ``encoder.model.*``) and ``head.*``.
 """
 
 from __future__ import annotations
