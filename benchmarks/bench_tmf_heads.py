@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from abawkit.config import load_config  # noqa: E402
 from abawkit.labels import task  # noqa: E402
+from abawkit.runs import StageDone, read_json  # noqa: E402
 from abawkit.stages import tmf as tmf_stage  # noqa: E402
 
 
@@ -40,7 +41,10 @@ def one_run(out: Path, base: tmf_stage.TMFConfig, t: str, head: str, drop: float
     """Train TMF for one setting; returns its validation score."""
     cfg = dataclasses.replace(base, task=t, seed=seed, tag=f"{head}-md{drop:g}-s{seed}",
                               model=dataclasses.replace(base.model, temporal=head, modality_dropout=drop))
-    return float(tmf_stage.run(out, cfg)["val_score"])
+    try:
+        return float(tmf_stage.run(out, cfg)["val_score"])
+    except StageDone:  # trained by an earlier (cut-short) run of this script
+        return float(read_json(out / tmf_stage.stage_name(cfg) / "metrics.json")["val_score"])
 
 
 def table(scores: dict, tasks: list[str], heads: list[str], drops: list[float]) -> str:
