@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker
 
 from abawkit import distributed
 from abawkit.errors import AbawError, first_line
+from abawkit.statefile import plain, save_state  # noqa: F401 - re-exported: engine.save_state / engine.plain
 
 
 @dataclass(frozen=True)
@@ -190,17 +191,6 @@ def portable_rng_state() -> dict:
     return state
 
 
-def plain(obj: Any) -> Any:
-    """numpy scalars -> python numbers, recursively (epoch records may hold them; pickled they need numpy)."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(plain(v) for v in obj)
-    return obj
-
-
 def set_rng_state(state: dict) -> None:
     """Restore ``rng_state()``; any number of visible devices (see ``cuda_device_state``)."""
     random.setstate(state["python"])
@@ -222,16 +212,6 @@ def cuda_device_state(state: dict) -> torch.Tensor | None:
     old = state.get("cuda") or []
     i = torch.cuda.current_device()
     return old[i] if i < len(old) else None
-
-
-def save_state(path: Path, obj: dict) -> None:
-    from abawkit.runs import atomic_path, write_error
-
-    with atomic_path(path) as tmp:
-        try:
-            torch.save(obj, tmp)
-        except RuntimeError as exc:  # torch reports a full disk as "file write failed"
-            raise write_error(path, exc) from None
 
 
 def _rank_file(path: Path, rank: int) -> Path:

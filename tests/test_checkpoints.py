@@ -94,3 +94,16 @@ def test_mismatches_are_refused(tmp_path):
         read_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(AbawError, match="unknown checkpoint format"):
         load_encoder(ViTEncoder(ARCH), {"foo": torch.zeros(1)})
+
+
+def test_checkpoints_do_not_import_the_engine(tmp_path):
+    """models/checkpoints.py writes through abawkit.statefile: saving a checkpoint never loads the training loop."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from abawkit.models.checkpoints import save_checkpoint, read_checkpoint;"
+            "from abawkit.models.mae import encoder_arch; import torch;"
+            f"save_checkpoint(r'{tmp_path / 'c.pt'}', {{'w': torch.zeros(1)}}, encoder_arch('micro'), 'encoder');"
+            f"read_checkpoint(r'{tmp_path / 'c.pt'}'); print('abawkit.engine' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

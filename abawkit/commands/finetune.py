@@ -15,7 +15,7 @@ from abawkit.commands._options import (
 def finetune(
     task: Annotated[str, typer.Option(help="au | expr | va.")],
     fold: Annotated[int, typer.Option(help="0 = official split, 1..5 = cross-validation folds.")] = 0,
-    init: Annotated[Optional[Path], typer.Option(help="Encoder checkpoint (ours, official MAE, timm or HF ViTMAE); default: <workdir>/pretrain.")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Encoder checkpoint file or folder (ours, official MAE, timm or HF ViTMAE, DINOv2, CLIP/OpenCLIP, timm names via --set model.arch=...); default: <workdir>/pretrain.")] = None,
     scratch: Annotated[bool, typer.Option("--scratch", help="Random encoder init (the 'w/o MAE' ablation); output gets the tag 'scratch'.")] = False,
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,

@@ -18,7 +18,7 @@ def run(
     release: Annotated[Path, typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")],
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
-    mae: Annotated[Optional[Path], typer.Option(help="An MAE checkpoint: skip pre-training, fine-tune from it.")] = None,
+    mae: Annotated[Optional[Path], typer.Option("--mae", "--backbone", help="An MAE checkpoint or a backbone (DINOv2, CLIP... file or folder): skip pre-training, fine-tune from it (or extract from it: vision = \"frozen\").")] = None,
     audio: Annotated[Optional[list[str]], typer.Option("--audio", help="Audio checkpoint as MODEL=PATH, e.g. hubert=DIR (repeatable).")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,

@@ -6,8 +6,9 @@ frames (frame ``i``, 1-based, is at ``(i - 1) / fps``) by linear interpolation. 
 appended: 1 where the audio covers the frame time, 0 where it does not (no audio track, or audio
 shorter than the video); uncovered frames get zeros. Audio longer than the video is cut.
 
-Extractors: ``fbank`` (Kaldi log-mel filter banks, no weights), ``hubert`` / ``wav2vec2`` (a local
-transformers checkpoint folder, one hidden layer), ``vggish`` (``abawkit.models.vggish``).
+Extractors: ``fbank`` (Kaldi log-mel filter banks, no weights), ``hubert`` / ``wav2vec2`` / ``wavlm`` (a
+local transformers checkpoint folder, one hidden layer), ``whisper`` (the encoder of a transformers
+Whisper folder, its own log-mel feature extractor, 30 s windows one by one), ``vggish`` (``abawkit.models.vggish``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def build_audio_extractor(
         return HFAudio(model, Path(checkpoint), layer, device, float(settings.get("chunk_s", 20.0)))  # type: ignore[arg-type]
     if model == "vggish":
         return VGGishAudio(checkpoint, float(settings.get("hop_s", 0.16)), device)  # type: ignore[arg-type]
-    raise AbawError(f"unknown audio model {model!r}; expected fbank, hubert, wav2vec2 or vggish")
+    if model in ENCODER_MODELS:
+        return build_encoder_audio(model, checkpoint, layer, device, float(settings.get("chunk_s", 20.0)))  # type: ignore[arg-type]
+    raise AbawError(f"unknown audio model {model!r}; expected fbank, hubert, wav2vec2, wavlm, whisper or vggish")
 
 
 class HFAudio:
@@ -196,3 +199,87 @@ class VGGishAudio:
         emb = torch.cat([self.model(b) for b in ex.split(256)]) if len(ex) else torch.zeros(0, 128)
         times = np.arange(len(ex)) * self.hop_frames * 0.010 + 0.48
         return emb.float().cpu().numpy(), times
+
+
+# ----------------------------------------------------------------------------- WavLM, Whisper
+ENCODER_MODELS = ("wavlm", "whisper")
+
+
+def build_encoder_audio(model: str, checkpoint: str | Path | None, layer: int, device: str, chunk_s: float) -> AudioExtractor:
+    """``wavlm`` (a transformers ``WavLMModel`` folder) or ``whisper`` (a Whisper folder); weights are required."""
+    if checkpoint is None:
+        raise AbawError(f"--model {model} needs --checkpoint DIR (a local transformers checkpoint folder)")
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        raise AbawError(f"{folder}: not a transformers checkpoint folder (no config.json)")
+    if model == "wavlm":
+        return WavLMAudio(folder, layer, device, chunk_s)
+    return WhisperAudio(folder, layer, device)
+
+
+def _check_layer(layer: int, n_layers: int, folder: Path) -> None:
+    if not -n_layers - 1 <= layer <= n_layers:
+        raise AbawError(f"--layer {layer}: {folder} has hidden states 0..{n_layers}")
+
+
+class WavLMAudio(HFAudio):
+    """WavLM (transformers ``WavLMModel``): the HuBERT recipe (raw 16 kHz wave, 20 ms frames, windows of ``chunk_s``)."""
+
+    def __init__(self, folder: Path, layer: int, device: str = "cpu", chunk_s: float = 20.0) -> None:
+        import transformers
+
+        self.model = _from_pretrained(transformers.WavLMModel, folder).eval().to(device)
+        _check_layer(layer, self.model.config.num_hidden_layers, folder)
+        pre = folder / "preprocessor_config.json"
+        self.normalize = bool(json.loads(pre.read_text()).get("do_normalize", False)) if pre.is_file() else False
+        self.name, self.layer, self.device, self.chunk = "wavlm", layer, device, int(chunk_s * SAMPLE_RATE)
+        self.dim = int(self.model.config.hidden_size)
+
+
+class WhisperAudio:
+    """The Whisper encoder with its own ``WhisperFeatureExtractor`` (log-mel, 10 ms hop, padded to 30 s).
+
+    Audio is cut into 30 s windows, encoded one by one; encoder frame ``j`` of a window starting at
+    ``t0`` sits at ``t0 + 0.02 j`` s (the stride-2 convolution over centred 10 ms mel frames). Frames past
+    the window's real audio (Whisper pads every window to 30 s) are dropped before alignment.
+    """
+
+    STRIDE_S = 0.020
+
+    def __init__(self, folder: Path, layer: int, device: str = "cpu") -> None:
+        import transformers
+
+        model = _from_pretrained(transformers.WhisperModel, folder)
+        self.encoder = model.get_encoder().eval().to(device)
+        del model
+        _check_layer(layer, self.encoder.config.encoder_layers, folder)
+        try:
+            self.fe = transformers.WhisperFeatureExtractor.from_pretrained(str(folder))
+        except (OSError, ValueError):  # no preprocessor_config.json: the model's own mel size, Whisper defaults
+            self.fe = transformers.WhisperFeatureExtractor(feature_size=self.encoder.config.num_mel_bins)
+        if self.fe.sampling_rate != SAMPLE_RATE:
+            raise AbawError(f"{folder}: Whisper feature extractor expects {self.fe.sampling_rate} Hz, not {SAMPLE_RATE}")
+        self.name, self.layer, self.device = "whisper", layer, device
+        self.window = int(self.fe.n_samples)  # 30 s
+        self.dim = int(self.encoder.config.d_model)
+
+    @torch.no_grad()
+    def window_features(self, piece: np.ndarray) -> np.ndarray:
+        """One window (<= 30 s) -> [T, D] encoder states of its real audio (padding dropped)."""
+        x = self.fe(piece, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features.to(self.device)
+        hidden = self.encoder(x, output_hidden_states=True).hidden_states[self.layer][0]  # [1500, D]
+        keep = min(hidden.shape[0], int(np.ceil(len(piece) / SAMPLE_RATE / self.STRIDE_S)))
+        return hidden[:keep].float().cpu().numpy()
+
+    def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts, times = [], []
+        for start in range(0, len(wave), self.window):
+            piece = wave[start:start + self.window]
+            if len(piece) < 400:
+                break
+            feats = self.window_features(piece)
+            parts.append(feats)
+            times.append(start / SAMPLE_RATE + self.STRIDE_S * np.arange(len(feats)))
+        if not parts:
+            return np.zeros((0, self.dim), np.float32), np.zeros(0)
+        return np.concatenate(parts), np.concatenate(times)

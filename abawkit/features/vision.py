@@ -28,21 +28,24 @@ from abawkit.features.store import FeatureStore
 @dataclass(frozen=True)
 class VisionSettings:
     img_size: int
-    pool: str = "cls"  # "cls" | "mean"
+    pool: str = "cls"  # "cls" | "mean" | "cls+mean"
     batch_size: int = 64
     workers: int = 2
     precision: str = ""  # bf16 | fp32; empty = the device's default (bf16 on CUDA), see abawkit.devices
 
 
 def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
-    """tokens: [N, 1+L, D] -> [N, D] (class token or mean of patch tokens)."""
-    return tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(dim=1)
+    """tokens: [N, 1+L, D] -> [N, D] (class token or mean of patch tokens; ``cls+mean``: [N, 2D])."""
+    from abawkit.models.backbones import pool_tokens as pool_prefixed
+
+    return pool_prefixed(tokens, pool, 1)
 
 
 def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device: torch.device) -> Iterator[np.ndarray]:
     """Yield [B, D] float16 embeddings of ``paths`` in order, batch by batch."""
     from abawkit.data.augment import device_batches
     from abawkit.data.faces import FaceCrops, eval_loader
+    from abawkit.models.backbones import embed
 
     cuda = device.type == "cuda"
     # the fine-tuning stage's own evaluation transform, so features see exactly what it saw
@@ -51,7 +54,7 @@ def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device
     precision = resolve_precision(s.precision, device)
     with torch.inference_mode(), precision_autocast(device, precision):
         for imgs, _ in device_batches(loader, device, s.img_size):
-            feats = pool_tokens(encoder(imgs), s.pool).to(torch.float16)  # [B, 1+L, D] -> [B, D]
+            feats = embed(encoder, imgs, s.pool).to(torch.float16)  # [B, D] (cls+mean: [B, 2D])
             if not cuda:
                 yield feats.numpy()
                 continue

@@ -1,8 +1,8 @@
-"""Fine-tuning model: a ViT encoder plus one linear layer for one task (the paper's frame model).
+"""Fine-tuning model: a vision encoder (MAE ViT or a timm backbone) plus one linear layer for one task.
 
 ``FrameModel(arch, n_outputs, pool)`` returns raw outputs (logits / pre-tanh values); activations
 live in ``abawkit.losses.activate``. ``features`` gives the pooled embedding that TMF consumes.
-State dict names: ``encoder.*`` (see ``models/mae.py``) and ``head.*``.
+State dict names: ``encoder.*`` (see ``models/mae.py``; timm backbones: ``encoder.model.*``) and ``head.*``.
 """
 
 from __future__ import annotations
@@ -11,29 +11,34 @@ import torch
 from torch import nn
 
 from abawkit.errors import AbawError
-from abawkit.models.mae import EncoderArch, ViTEncoder
+from abawkit.models.backbones import POOLS, BackboneArch, TimmBackbone, backbone_layer_decay, build_encoder, embed, pooled_dim
+from abawkit.models.mae import EncoderArch
 
 
 class FrameModel(nn.Module):
-    """Encoder + linear head. pool: ``cls`` (class token) or ``mean`` (average of patch tokens)."""
+    """Encoder + linear head. pool: ``cls`` (class token), ``mean`` (average of patch tokens) or ``cls+mean``.
+
+    ``arch`` is the MAE ``EncoderArch`` (a ``ViTEncoder``) or a ``BackboneArch`` (a timm backbone:
+    DINOv2, CLIP, EVA-02, ConvNeXt); ``encoder`` passes one already loaded from a checkpoint.
+    """
 
     def __init__(
-        self, arch: EncoderArch, n_outputs: int, pool: str = "cls", drop_path: float = 0.1, dropout: float = 0.0
+        self, arch: EncoderArch | BackboneArch, n_outputs: int, pool: str = "cls", drop_path: float = 0.1,
+        dropout: float = 0.0, encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if pool not in ("cls", "mean"):
-            raise AbawError(f"pool must be cls or mean, got {pool!r}")
-        self.arch, self.pool = arch, pool
-        self.encoder = ViTEncoder(arch, drop_path=drop_path)
+        if pool not in POOLS:
+            raise AbawError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        self.encoder = encoder if encoder is not None else build_encoder(arch, drop_path)
+        self.arch, self.pool = getattr(self.encoder, "arch", arch), pool
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(arch.dim, n_outputs)
+        self.head = nn.Linear(pooled_dim(self.arch, pool), n_outputs)
         nn.init.trunc_normal_(self.head.weight, std=2e-5)
         nn.init.zeros_(self.head.bias)
 
     def features(self, imgs: torch.Tensor) -> torch.Tensor:
         """imgs: [N, 3, H, W] -> pooled embedding [N, D]."""
-        tokens = self.encoder(imgs)  # [N, 1+L, D]
-        return tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)
+        return embed(self.encoder, imgs, self.pool)  # [N, D] (cls+mean: [N, 2D])
 
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         """imgs: [N, 3, H, W] -> raw outputs [N, n_outputs]."""
@@ -42,7 +47,11 @@ class FrameModel(nn.Module):
 
 def layer_decay(model: FrameModel, decay: float):
     """Layer-wise learning-rate decay (as in MAE fine-tuning): the head gets 1, block i gets
-    ``decay ** (depth - i)``, the embeddings ``decay ** (depth + 1)``. Returns ``name -> factor``."""
+    ``decay ** (depth - i)``, the embeddings ``decay ** (depth + 1)``. Returns ``name -> factor``.
+    A timm backbone is grouped by timm itself (blocks, or ConvNeXt stages: ``backbone_layer_decay``)."""
+    if isinstance(model.encoder, TimmBackbone):
+        table = backbone_layer_decay(model.encoder, decay)
+        return lambda name: table.get(name, 1.0)  # the head (and anything timm left out): 1
     depth = model.arch.depth
 
     def scale(name: str) -> float:

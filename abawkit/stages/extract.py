@@ -25,8 +25,9 @@ class VisionConfig:
     task: str = "expr"
     fold: int = 0
     name: str = ""  # extractor name; empty = mae-<task> (fold 0) / mae-<task>-fold<N>, or "mae" for a file
-    pool: str = ""  # cls | mean; empty = the fine-tuned model's own pooling (cls for other checkpoints)
-    img_size: int = 0  # 0 = the encoder's
+    pool: str = ""  # cls | mean | cls+mean; empty = the fine-tuned model's own pooling (else cls; ConvNeXt mean)
+    arch: str = ""  # timm name where the checkpoint's keys cannot tell (EVA-02, ConvNeXt); overrides inference
+    img_size: int = 0  # 0 = the encoder's (DINOv2: 224, CLIP: its pos_embed's, timm names: timm's default)
     batch_size: int = 64
     workers: int = 2
     device: str = "auto"
@@ -40,7 +41,7 @@ class AudioConfig:
     layer: int = -1
     n_mels: int = 64  # fbank
     hop_s: float = 0.16  # vggish example hop
-    chunk_s: float = 20.0  # hubert / wav2vec2 window
+    chunk_s: float = 20.0  # hubert / wav2vec2 / wavlm window (whisper: always its own 30 s)
     device: str = "auto"
 
 
@@ -64,8 +65,8 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
     """(extractor name, encoder checkpoint path) from the config."""
     if cfg.checkpoint:
         path = Path(cfg.checkpoint)
-        if not path.is_file():
-            raise AbawError(f"{path}: encoder checkpoint not found")
+        if not path.exists():
+            raise AbawError(f"{path}: encoder checkpoint (file or downloaded folder) not found")
         return cfg.name or "mae", path
     from abawkit.runs import load_stage
 
@@ -75,16 +76,16 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
     return cfg.name or default, Path(manifest["dir"]) / "best.pt"
 
 
-def load_vision_encoder(path: Path):
-    """Encoder module (imgs [N,3,S,S] -> tokens [N,1+L,D]), its arch and its pooling (or None)."""
-    from abawkit.models import checkpoints
-    from abawkit.models.mae import ViTEncoder
+def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
+    """Encoder module (pooled through ``models.backbones.embed``), its arch and its own pooling (or None).
 
-    obj = checkpoints.read_checkpoint(path)
-    arch = checkpoints.checkpoint_arch(obj)
-    encoder = ViTEncoder(arch)
-    checkpoints.load_encoder(encoder, obj)
-    return encoder.eval(), arch, obj.get("pool")
+    Any format ``models.checkpoints.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
+    HF ViTMAE, DINOv2, CLIP / OpenCLIP, timm names (EVA-02, ConvNeXt) via ``arch_name``.
+    """
+    from abawkit.models.checkpoints import open_encoder
+
+    encoder, arch, _, own_pool = open_encoder(path, arch_name, img_size)
+    return encoder.eval(), arch, own_pool
 
 
 def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
@@ -93,21 +94,28 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
 
     workdir = Path(workdir)
     v = cfg.vision
-    if v.pool not in ("", "cls", "mean"):
-        raise AbawError(f"vision.pool must be cls or mean, got {v.pool!r}")
+    from abawkit.models.backbones import POOLS, pooled_dim
+
+    if v.pool not in ("", *POOLS):
+        raise AbawError(f"vision.pool must be one of {', '.join(POOLS)}, got {v.pool!r}")
     name, ckpt = vision_source(workdir, v)
-    encoder, arch, own_pool = load_vision_encoder(ckpt)
-    pool = v.pool or own_pool or "cls"
-    s = VisionSettings(img_size=v.img_size or arch.img_size, pool=pool, batch_size=v.batch_size, workers=v.workers)
+    encoder, arch, own_pool = load_vision_encoder(ckpt, v.arch, v.img_size)
+    pool = v.pool or own_pool or ("mean" if getattr(arch, "family", "") == "convnext" else "cls")
+    s = VisionSettings(img_size=arch.img_size, pool=pool, batch_size=v.batch_size, workers=v.workers)
     from abawkit.data.augment import MEAN, STD
 
-    # "input" marks the uint8 + on-device resize pipeline (stores made by the older float one are redone)
-    settings = {"pool": s.pool, "img_size": s.img_size, "mean": MEAN, "std": STD, "input": "uint8-device"}
+    # "input" marks the uint8 + on-device resize pipeline (stores made by the older float one are redone);
+    # mean / std are the backbone's own (the encoder re-normalises the ImageNet-normalised input)
+    settings = {"pool": s.pool, "img_size": s.img_size, "mean": list(getattr(arch, "mean", MEAN)),
+                "std": list(getattr(arch, "std", STD)), "input": "uint8-device"}
+    if v.arch:  # only when named: stores of MAE encoders keep the key they had
+        settings["arch"] = v.arch
+    dim = pooled_dim(arch, pool)
 
     def work(prep, videos, store, device, done):
         at = dataclasses.replace(s, precision=resolve_precision(v.precision, device))  # as recorded in the key
-        extract_videos(encoder, prep.frames, videos, store, at, device, arch.dim, on_video=done)
-        return arch.dim, {}
+        extract_videos(encoder, prep.frames, videos, store, at, device, dim, on_video=done)
+        return dim, {}
 
     return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision,
                 timeout_min=cfg.dist_timeout_min)
@@ -121,7 +129,7 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
     ckpt = Path(a.checkpoint) if a.checkpoint else None
     if ckpt is not None and not ckpt.exists():
         raise AbawError(f"{ckpt}: audio checkpoint not found")
-    settings: dict[str, Any] = {"model": a.model, "layer": a.layer if a.model in ("hubert", "wav2vec2") else None}
+    settings: dict[str, Any] = {"model": a.model, "layer": a.layer if a.model in ("hubert", "wav2vec2", "wavlm", "whisper") else None}
     settings.update({"fbank": {"n_mels": a.n_mels}, "vggish": {"hop_s": a.hop_s}}.get(a.model, {}))
 
     def work(prep, videos, store, device, done):

@@ -26,7 +26,8 @@ class FrameModelConfig:
     encoder: str = "micro"  # used for init = "scratch"; otherwise the checkpoint's arch
     img_size: int = 0  # 0 = the checkpoint's (or encoder's) size; else pos_embed is resampled
     patch: int = 0
-    pool: str = "cls"  # cls | mean
+    arch: str = ""  # timm name for a state dict whose keys cannot tell (EVA-02, ConvNeXt); overrides inference
+    pool: str = "cls"  # cls | mean | cls+mean (ConvNeXt: mean)
     drop_path: float = 0.1
     dropout: float = 0.0
     layer_decay: float = 1.0  # layer-wise lr decay (MAE fine-tuning uses 0.65-0.75); 1 = off
@@ -57,28 +58,22 @@ def stage_name(cfg: FinetuneConfig) -> str:
 
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
     """(FrameModel, checkpoint path or None, load report) according to ``cfg.init``."""
-    import dataclasses
-
     from abawkit.labels import task
-    from abawkit.models.checkpoints import checkpoint_arch, load_encoder, read_checkpoint
+    from abawkit.models.checkpoints import open_encoder
     from abawkit.models.heads import FrameModel
     from abawkit.models.mae import encoder_arch
     from abawkit.runs import load_stage
 
     m = cfg.model
     if cfg.init == "scratch":
-        arch, ckpt, obj = encoder_arch(m.encoder, m.img_size or None, m.patch or None), None, None
+        arch = encoder_arch(m.encoder, m.img_size or None, m.patch or None)
+        return FrameModel(arch, task(cfg.task).n_outputs, m.pool, m.drop_path, m.dropout), None, None
+    if cfg.init == "pretrain":
+        ckpt = Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt"
     else:
-        if cfg.init == "pretrain":
-            ckpt = Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt"
-        else:
-            ckpt = Path(cfg.init)
-        obj = read_checkpoint(ckpt)
-        arch = checkpoint_arch(obj)
-        if m.img_size:
-            arch = dataclasses.replace(arch, img_size=m.img_size)
-    model = FrameModel(arch, task(cfg.task).n_outputs, m.pool, m.drop_path, m.dropout)
-    report = load_encoder(model.encoder, obj) if obj is not None else None
+        ckpt = Path(cfg.init)
+    encoder, arch, report, _ = open_encoder(ckpt, m.arch, m.img_size, m.drop_path)
+    model = FrameModel(arch, task(cfg.task).n_outputs, m.pool, m.drop_path, m.dropout, encoder=encoder)
     return model, ckpt, report
 
 

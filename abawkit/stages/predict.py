@@ -87,9 +87,9 @@ def feature_part(workdir: Path, store_name: str, clip: Clip) -> np.ndarray:
                                                                                      if k in ("n_mels", "hop_s")})
         return extract_frames(ext, clip.wav, clip.n_frames, clip.fps)
     ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
-    if not ckpt or not Path(ckpt).is_file():
+    if not ckpt or not Path(ckpt).exists():  # a file, or a downloaded folder (transformers, timm hub)
         raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
-    encoder, arch, _ = load_vision_encoder(Path(ckpt))
+    encoder, arch, _ = load_vision_encoder(Path(ckpt), s.get("arch", ""), int(s["img_size"]))
     vs = VisionSettings(img_size=int(s["img_size"]), pool=s["pool"], batch_size=64, workers=0,
                         precision=extraction_precision(info, d / "store.json"))
     import torch

@@ -1,8 +1,9 @@
 """``abaw run``: every stage a recipe needs, as a graph of jobs run in parallel (one per GPU or CPU slot).
 
-prep -> pretrain (or an MAE file) -> finetune[task, fold] -> extract vision[task, fold] + extract
-audio[model] -> tmf[task, fold] -> ensemble[task] (weighted by validation) -> smooth-search[task] ->
-submit[track] -> validate[track]. Each job is ``python -m abawkit.cli <command>`` in a subprocess with
+prep -> pretrain (or an MAE file / a backbone) -> finetune[task, fold] -> extract vision[task, fold]
+(``vision = "frozen"``: one extract straight from the backbone instead) + extract audio[model] ->
+tmf[task, fold] -> ensemble[task] (weighted by validation) -> smooth-search[task] -> submit[track] ->
+validate[track]. Each job is ``python -m abawkit.cli <command>`` in a subprocess with
 its own log (``<workdir>/run/logs/<job>.log``), its own process group, ``CUDA_VISIBLE_DEVICES`` set to
 its GPU (``--gpus``) and ``threads`` torch threads. Finished jobs are skipped; interrupted ones resume
 from their stage's ``.partial``; a failing job stops only the jobs that depend on it.
@@ -44,6 +45,7 @@ class RunConfig:
     name: str = ""  # submission folder; empty = submit.toml's name
     jobs: int = 1  # parallel CPU jobs (without --gpus)
     threads: int = 0  # torch threads per job; 0 = the machine's cores // parallel jobs
+    vision: str = "finetune"  # finetune: per task/fold from --mae/--backbone; frozen: one extract straight from it
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,18 @@ def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
     return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
 
 
-def audio_models(recipe: str, tasks: Sequence[str]) -> list[str]:
-    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision "mae")."""
-    return sorted({f for t in tasks for f in tmf_features(recipe, t) if f != "mae"})
+def vision_store(recipe: str) -> str:
+    """The vision feature name TMF fuses: extract.toml's vision.name, default "mae" (fine-tuned encoders
+    write ``<name>-<task>[-fold<N>]``, a frozen backbone ``<name>``)."""
+    from abawkit.config import load_config
+    from abawkit.stages.extract import ExtractConfig
+
+    return load_config(ExtractConfig, "extract", recipe).vision.name or "mae"
+
+
+def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = ("mae",)) -> list[str]:
+    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision ones)."""
+    return sorted({f for t in tasks for f in tmf_features(recipe, t) if f not in vision})
 
 
 def submission_name(cfg: RunConfig, recipe: str) -> str:
@@ -114,12 +125,15 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     if not tasks or not cfg.folds:
         raise AbawError("run: name at least one task and one fold")
     b = Builder(inp)
+    if cfg.vision not in ("finetune", "frozen"):
+        raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
     prep = b.add("prep", "prep", ["prep", "--release", str(inp.release)], [synth])
-    pretrain = _pretrain(b, inp, synth)
-    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks)}
+    frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
+    pretrain = "" if frozen else _pretrain(b, inp, synth)
+    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, ("mae", vision_store(inp.recipe)))}
     name = submission_name(cfg, inp.recipe)
     for t in tasks:
-        vision = _encoders(b, cfg, inp, t, prep, pretrain)
+        vision = frozen or _encoders(b, cfg, inp, t, prep, pretrain)
         feats = tmf_features(inp.recipe, t)
         for f in cfg.folds:
             b.add(f"tmf/{t}/fold{f}", "tmf", ["train", "tmf", "--task", t, "--fold", str(f)],
@@ -130,8 +144,8 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
 
 def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
     if inp.mae is not None:
-        if not inp.mae.is_file():
-            raise AbawError(f"--mae {inp.mae}: checkpoint file not found")
+        if not inp.mae.exists():
+            raise AbawError(f"--mae {inp.mae}: checkpoint file or folder not found")
         return ""
     from abawkit.config import load_config
     from abawkit.stages.pretrain import PretrainConfig
@@ -143,6 +157,15 @@ def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
         images = faces  # the synthetic stand-in for an external face collection
     args = ["pretrain", *(["--images", str(images)] if images else [])]
     return b.add("pretrain", "pretrain", args, [synth] if images or in_recipe else ["prep"])
+
+
+def _frozen(b: Builder, inp: RunInputs, prep: str) -> dict[int, str]:
+    """vision = "frozen": one ``extract vision --checkpoint BACKBONE`` every task and fold fuses."""
+    if inp.mae is None or not inp.mae.exists():
+        raise AbawError("run: vision = \"frozen\" extracts straight from a backbone: pass --backbone FILE_OR_FOLDER")
+    store = vision_store(inp.recipe)
+    return {0: b.add(f"features/{store}", "extract", ["extract", "vision", "--checkpoint", str(inp.mae),
+                                                      "--name", store], [prep])}
 
 
 def _audio(b: Builder, inp: RunInputs, model: str, prep: str) -> str:
@@ -162,8 +185,10 @@ def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pre
     for f in folds:
         init = ["--init", str(inp.mae)] if inp.mae else []
         ft = b.add(f"finetune/{t}/fold{f}", "finetune", ["finetune", "--task", t, "--fold", str(f), *init], [prep, pretrain])
-        store = f"mae-{t}" if f == 0 else f"mae-{t}-fold{f}"
-        out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f)], [ft])
+        base = vision_store(inp.recipe)
+        store = f"{base}-{t}" if f == 0 else f"{base}-{t}-fold{f}"
+        name = ["--name", store] if base != "mae" else []  # a recipe's vision.name would be every task's
+        out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f), *name], [ft])
     return out
 
 

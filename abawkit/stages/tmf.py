@@ -1,9 +1,9 @@
-"""``abaw train tmf``: the temporal multi-modal fusion transformer for one task and fold.
+"""``abaw train tmf``: the temporal multi-modal fusion model for one task and fold.
 
 Reads ``prep`` (frames, labels, folds) and the chosen feature stores ``features/<name>`` (a name
 ``mae`` resolves to ``mae-<task>-fold<N>``, then ``mae-<task>``, then ``mae``). Trains ``models.tmf``
-on clips of K frames through ``abawkit.engine`` (the shared loop: AdamW, schedule, bf16, DDP,
-resume), evaluating on the fold's validation videos every epoch. Writes ``tmf/<task>/fold<N>/``:
+(``model.temporal``: transformer | tcn | gru; ``model.modality_dropout``) on clips of K frames through
+``abawkit.engine`` (the shared loop: AdamW, schedule, bf16, DDP, resume), evaluating on the fold's validation videos every epoch. Writes ``tmf/<task>/fold<N>/``:
 ``best.pt`` (state dict + arch + feature names), ``pred_val.parquet`` and ``pred_test.parquet``
 (every frame; overlapping clips averaged) and ``metrics.json``.
 """
@@ -43,7 +43,10 @@ class ModelConfig:
     heads: int = 4
     ff_mult: int = 4
     dropout: float = 0.3
-    positions: str = "learnable"
+    positions: str = "learnable"  # transformer only
+    temporal: str = "transformer"  # transformer | tcn (dilated 1-D convs) | gru (bidirectional)
+    kernel: int = 3  # tcn kernel size (odd); block i has dilation 2**i
+    modality_dropout: float = 0.0  # training: drop a whole feature set per clip with this probability
 
 
 @dataclass(frozen=True)
@@ -127,13 +130,19 @@ def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.n
     return score(cfg.task, labels, p), preds
 
 
-def build_model(cfg: TMFConfig, in_dim: int):
+def build_model(cfg: TMFConfig, in_dim: int, parts: tuple[int, ...] = ()):
+    """The TMF model of ``cfg.model``; ``parts`` are the feature sets' widths (for modality dropout)."""
     from abawkit.labels import task
-    from abawkit.models.tmf import TMF, TMFArch
+    from abawkit.models.tmf import TEMPORAL, TMF, TMFArch
 
     m = cfg.model
+    if m.temporal not in TEMPORAL:
+        raise AbawError(f"model.temporal must be one of {', '.join(TEMPORAL)}, got {m.temporal!r}")
+    if not 0.0 <= m.modality_dropout < 1.0 or (m.temporal == "tcn" and m.kernel % 2 == 0):
+        raise AbawError(f"model: need 0 <= modality_dropout < 1 and an odd tcn kernel, got "
+                        f"{m.modality_dropout} and {m.kernel}")
     arch = TMFArch(in_dim, task(cfg.task).n_outputs, m.d_model, m.layers, m.heads, m.ff_mult, m.dropout,
-                   cfg.clips.length, m.positions)
+                   cfg.clips.length, m.positions, m.temporal, m.kernel, m.modality_dropout, tuple(parts))
     return TMF(arch)
 
 
@@ -188,7 +197,7 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
             st.path("last.pt").unlink(missing_ok=True)
         torch.manual_seed(cfg.seed)
         in_dim = sum(s.dim for s in stores.values())
-        model = build_model(cfg, in_dim)
+        model = build_model(cfg, in_dim, tuple(s.dim for s in stores.values()))
         labels = np.concatenate([vd.labels for vd in train_data])
         weights = class_weights(spec.name, labels[:, 0] if spec.kind == "multiclass" else labels)
 
