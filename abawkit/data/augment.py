@@ -96,13 +96,12 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 def to_model_input(imgs: torch.Tensor, params: torch.Tensor, size: int, train: bool) -> torch.Tensor:
     """uint8 [N, 3, D, D] + params [N, 8 | 9] (same device) -> normalised float32 [N, 3, size, size].
 
-    With sides (params column 8) of a mixed batch, each group of one side is made from its own
-    ``[s, s]`` corner of the canvas, exactly as if it had been batched alone.
+    With sides (params column 8, only in a mixed batch: see ``data.faces.collate_faces``), each group of
+    one side is made from its own ``[s, s]`` corner of the canvas, exactly as if it had been batched alone.
     """
-    d = imgs.shape[-1]
-    sides = params[:, 8] if params.shape[1] > 8 else None
-    if sides is None or bool((sides == d).all()):  # one size: the whole canvas at once
+    if params.shape[1] <= 8:  # one size: the whole canvas at once, no look at values on the device
         return _model_input(imgs, params, size, train)
+    sides = params[:, 8]
     out = torch.empty((imgs.shape[0], 3, size, size), device=imgs.device)
     for s in sides.unique().tolist():
         idx = (sides == s).nonzero().squeeze(1)

@@ -85,21 +85,22 @@ Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # FaceCrops: (uint8 imag
 
 
 def collate_faces(items: list[Item]) -> Item:
-    """FaceCrops items -> (uint8 [B, 3, D, D], params [B, 9], labels [B, C]); D: the batch's largest side.
+    """FaceCrops items -> (uint8 [B, 3, D, D], params [B, 8 | 9], labels [B, C]); D: the batch's largest side.
 
-    Images of one size (the usual case) are stacked; a smaller image in a mixed batch sits in the top-left
-    corner of the ``D`` canvas at its own size (zeros around it). Params column 8 is each image's side,
-    which tells ``data.augment.to_model_input`` which part to read: nothing is resized here.
+    Images of one size (the usual case) are stacked, with the 8 augmentation params. A smaller image in a
+    mixed batch sits in the top-left corner of the ``D`` canvas at its own size (zeros around it), and a
+    9th params column gives each image's side, which tells ``data.augment.to_model_input`` which part to
+    read: nothing is resized here. Only mixed batches carry it, so the usual batch needs no look at its
+    values on the device (a host sync per batch on a GPU).
     """
     imgs, params, labels = zip(*items)
     sides = [img.shape[-1] for img in imgs]
     d = max(sides)
     if min(sides) == d:
-        batch = torch.stack(imgs)
-    else:
-        batch = torch.zeros((len(imgs), 3, d, d), dtype=torch.uint8)
-        for out, img in zip(batch, imgs):
-            out[:, : img.shape[-2], : img.shape[-1]] = img
+        return torch.stack(imgs), torch.stack(params), torch.stack(labels)  # params [B, 8]
+    batch = torch.zeros((len(imgs), 3, d, d), dtype=torch.uint8)
+    for out, img in zip(batch, imgs):
+        out[:, : img.shape[-2], : img.shape[-1]] = img
     params = torch.cat([torch.stack(params), torch.tensor(sides, dtype=torch.float32)[:, None]], dim=1)  # [B, 9]
     return batch, params, torch.stack(labels)
 
