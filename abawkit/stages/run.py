@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 from abawkit import plan as pl
 from abawkit.errors import AbawError
 from abawkit.plan import Job, stage_marker
-from abawkit.runs import lock_holder, stage_lock
+from abawkit.runs import lock_holder, stage_lock, write_text
 
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
          "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
@@ -77,7 +77,7 @@ class Builder:
             common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
         deps = tuple(d for d in deps if d)
         self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps,
-                             stage_marker(id_) if marker is None else marker, COSTS[stage], force))
+                             stage_marker(id_) if marker is None else marker, COSTS[stage], force, self.inp.recipe))
         return id_
 
 
@@ -212,6 +212,19 @@ def threads_per_job(threads: int, n_slots: int) -> int:
     return threads or max(1, len(os.sched_getaffinity(0)) // n_slots)
 
 
+def plan_todo(workdir: Path, jobs: Sequence[Job], state: dict[str, pl.State], force: bool = False) -> dict[str, bool]:
+    """Jobs to run (every one not done, or all with ``force``) -> whether to pass its ``--force``.
+
+    A job whose old output is still there starts over, and so does every job after a job redone in
+    this run: nothing resumes from a ``.partial`` built on old inputs, nor keeps an output made from them."""
+    todo: dict[str, bool] = {}
+    for job in jobs:
+        if force or state[job.id].state != "done":
+            todo[job.id] = (force or pl.marker_time(workdir, job) is not None
+                            or any(todo.get(d) is not None for d in job.deps))
+    return todo
+
+
 class _Scheduler:
     """Starts ready jobs on free slots, highest critical path first; collects exits from waiter threads."""
 
@@ -224,32 +237,59 @@ class _Scheduler:
         self.done = {j.id for j in jobs if j.id not in todo}
         self.procs: dict[str, tuple[subprocess.Popen, int, contextlib.ExitStack]] = {}
         self.exits: queue.Queue[tuple[str, int]] = queue.Queue()
+        self.waiting: set[str] = set()  # jobs whose stage lock another process holds
 
     def ready(self) -> list[Job]:
         waiting = [j for j in self.jobs if j.id in self.todo and j.id not in self.procs]
         return sorted((j for j in waiting if all(d in self.done for d in j.deps)), key=lambda j: -self.prio[j.id])
 
+    def start_ready(self) -> bool:
+        """Start ready jobs on free slots; a job whose stage lock is held elsewhere waits for it (never
+        two runs of one stage). True if some ready job is waiting for such a lock."""
+        from abawkit.console import console
+
+        held = False
+        for job in self.ready():
+            if not self.free:
+                break
+            holder = pl.running(self.workdir, job)
+            if holder is not None:
+                held = True
+                if job.id not in self.waiting:
+                    console.print(f"[yellow]wait[/]  {job.id}: running elsewhere (pid {holder.get('pid', '?')} "
+                                  f"on {holder.get('host', '?')})")
+                    self.waiting.add(job.id)
+                continue
+            self.start(job)
+        return held
+
     def start(self, job: Job) -> None:
+        """Start one job in its own session (killed as a group); on any failure the slot and lock are released."""
         from abawkit.console import console
 
         slot = self.free.pop(0)
         log = self.workdir / pl.RUN_DIR / "logs" / f"{job.slug}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*job.cmd, *(job.force if self.todo[job.id] else ())]
         env = {**os.environ, **self.slots[slot].env, "OMP_NUM_THREADS": str(self.threads),
                "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
         lock = contextlib.ExitStack()
-        path = pl.job_lock_path(self.workdir, job)
-        lock.enter_context(stage_lock(path.parent, path.name.removesuffix(".lock")))
-        with open(log, "w") as f:
-            f.write("$ " + " ".join(cmd) + "\n")
-            f.flush()
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            path = pl.job_lock_path(self.workdir, job)
+            lock.enter_context(stage_lock(path.parent, path.name.removesuffix(".lock")))
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as f:
+                f.write("$ " + " ".join(cmd) + "\n")
+                f.flush()
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        except BaseException:
+            lock.close()
+            self.free.insert(0, slot)
+            raise
         self.procs[job.id] = (proc, slot, lock)
-        self.record[job.id] = {"state": "running", "device": self.slots[slot].device, "threads": self.threads,
-                               "started": time.time(), "log": str(log), "cmd": cmd}
-        pl.write_record(self.workdir, self.record)
         threading.Thread(target=lambda: self.exits.put((job.id, proc.wait())), daemon=True).start()
+        self.record[job.id] = {"state": "running", **pl.identity(job), "argv": cmd, "device": self.slots[slot].device,
+                               "threads": self.threads, "started": time.time(), "log": str(log)}
+        pl.write_record(self.workdir, self.record)
         console.print(f"[cyan]start[/] {job.id} on {self.slots[slot].device}")
 
     def finish(self, job_id: str, rc: int) -> None:
@@ -258,6 +298,9 @@ class _Scheduler:
         proc, slot, lock = self.procs.pop(job_id)
         lock.close()
         self.free.append(slot)
+        job = next(j for j in self.jobs if j.id == job_id)
+        if rc == 0 and job.own_marker:
+            write_text(pl.marker_path(self.workdir, job), f"{job.id} exit 0\n")
         rec = self.record[job_id]
         rec.update(finished=time.time(), rc=rc, state="done" if rc == 0 else "failed")
         rec["wall_s"] = round(rec["finished"] - rec["started"], 1)
@@ -274,15 +317,15 @@ class _Scheduler:
 
     def loop(self) -> None:
         while self.todo:
-            for job in self.ready()[: len(self.free)]:
-                self.start(job)
-            if not self.procs:
+            held = self.start_ready()
+            if not self.procs and not held:
                 break
             with contextlib.suppress(queue.Empty):
                 self.finish(*self.exits.get(timeout=1.0))
 
     def stop(self) -> None:
-        """Terminate every running job's process group (its DataLoader workers too); stages keep .partial."""
+        """Terminate every running job's process group (its DataLoader workers too); stages keep .partial.
+        Kills first, records after: a full disk cannot leave a job running."""
         for proc, _, _ in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -295,9 +338,11 @@ class _Scheduler:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             lock.close()
-            self.record[job_id].update(state="interrupted", finished=None)
+            if job_id in self.record:
+                self.record[job_id].update(state="interrupted", finished=None)
         self.procs.clear()
-        pl.write_record(self.workdir, self.record)
+        with contextlib.suppress(OSError):
+            pl.write_record(self.workdir, self.record)
 
 
 class _Interrupted(BaseException):
@@ -319,13 +364,13 @@ def _signals_interrupt() -> Iterator[None]:
 
 
 def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, force: bool = False) -> dict[str, str]:
-    """Run every job not done (stale and ``force``'d ones with their stage's ``--force``); returns final states."""
+    """Run every job not done (see ``plan_todo``); returns final states. However the scheduler ends
+    (Ctrl-C, SIGTERM, a full disk, a job that cannot start), it stops its jobs first."""
     workdir = Path(workdir)
     pl.check_graph(jobs)
     with stage_lock(workdir / pl.RUN_DIR, "run"):
         pl.save_plan(workdir, jobs)
-        state = pl.states(workdir, jobs)
-        todo = {j.id: force or state[j.id] == "stale" for j in jobs if force or state[j.id] != "done"}
+        todo = plan_todo(workdir, jobs, pl.assess(workdir, jobs), force)
         sched = _Scheduler(workdir, jobs, todo, slots_, threads)
         try:
             with _signals_interrupt():
@@ -333,23 +378,38 @@ def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, fo
         except (KeyboardInterrupt, _Interrupted):
             sched.stop()
             raise AbawError(f"interrupted: running jobs were stopped; run again to resume ({workdir})", code=130) from None
+        except BaseException:
+            sched.stop()
+            raise
     return pl.states(workdir, jobs)
 
 
-def summary(workdir: Path, jobs: list[Job], title: str) -> dict[str, str]:
-    """Print the plan's table (job, stage, state, metric, wall time, device, depends on); returns the states."""
+def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | None = None) -> dict[str, str]:
+    """Print the plan's table, then why each job is not done; returns the states.
+
+    Under 120 columns (80 when piped) the table is compact: job, state, metric, wall time, where it
+    ran, in a borderless layout that never wraps a cell; wider, it adds each job's stage and dependencies."""
+    from rich import box
+
     from abawkit.console import console, table
 
     record = pl.read_record(workdir)
-    state = pl.states(workdir, jobs, record)
-    t = table("", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
-    for i in (0, 2, 3):  # job ids, states and metrics whole; dependencies wrap
-        t.columns[i].no_wrap = True
+    assessed = pl.assess(workdir, jobs, record, live)
+    cols = pl.COLUMNS if console.width >= 120 else pl.NARROW
+    t = table("", cols, [[r[c] for c in cols] for r in pl.rows(workdir, jobs, record, assessed)])
+    if cols is pl.NARROW:
+        t.box, t.pad_edge, t.show_edge = box.SIMPLE_HEAD, False, False
+    for c in t.columns:
+        c.no_wrap = c.header != "depends on"
     console.print(t)
+    state = {k: v.state for k, v in assessed.items()}
     console.print(f"{title}: {pl.counts(state)}", soft_wrap=True)
     for job in jobs:
-        if state[job.id] == "failed":
-            console.print(f"[red]failed:[/] {job.id}: log {record[job.id]['log']}")
+        st = assessed[job.id]
+        if st.reason:
+            log = f"; log {record[job.id]['log']}" if st.state == "failed" and record.get(job.id, {}).get("log") else ""
+            colour = "red" if st.state == "failed" else "yellow"
+            console.print(f"[{colour}]{st.state}:[/] {job.id}: {st.reason}{log}", soft_wrap=True)
     return state
 
 
