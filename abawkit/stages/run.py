@@ -287,7 +287,8 @@ class _Scheduler:
             raise
         self.procs[job.id] = (proc, slot, lock)
         threading.Thread(target=lambda: self.exits.put((job.id, proc.wait())), daemon=True).start()
-        self.record[job.id] = {"state": "running", **pl.identity(job), "argv": cmd, "device": self.slots[slot].device,
+        self.record[job.id] = {"state": "running", **pl.identity(job), "argv": cmd, "pid": proc.pid,
+                               "device": self.slots[slot].device,
                                "threads": self.threads, "started": time.time(), "log": str(log)}
         pl.write_record(self.workdir, self.record)
         console.print(f"[cyan]start[/] {job.id} on {self.slots[slot].device}")
