@@ -212,13 +212,14 @@ def listing_sha256(path: str | Path) -> str:
     crop changes its folder's mtime_ns; a crop rewritten in place under the same name does not."""
     h = hashlib.sha256()
     for dirpath, rel, files in _walk(path):
-        h.update(f"{rel}/\0{os.stat(dirpath).st_mtime_ns}\n".encode())
+        lines = [f"{rel}/\0{os.stat(dirpath).st_mtime_ns}"]
         for f in files:
             if f.lower().endswith(IMAGE_SUFFIXES):
-                h.update(f"{rel}/{f}\n".encode())
+                lines.append(f)
             else:
                 st = os.stat(os.path.join(dirpath, f))
-                h.update(f"{rel}/{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                lines.append(f"{f}\0{st.st_size}\0{st.st_mtime_ns}")
+        h.update(("\n".join(lines) + "\n").encode())  # one update per folder: 3 M crops hash in seconds
     return h.hexdigest()
 
 

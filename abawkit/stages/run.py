@@ -30,6 +30,7 @@ from abawkit import plan as pl
 from abawkit.errors import AbawError
 from abawkit.plan import Job, stage_marker
 from abawkit.runs import lock_holder, stage_lock, write_text
+from abawkit.stages.slurm import SlurmConfig
 
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
          "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
@@ -44,6 +45,7 @@ class RunConfig:
     name: str = ""  # submission folder; empty = submit.toml's name
     jobs: int = 1  # parallel CPU jobs (without --gpus)
     threads: int = 0  # torch threads per job; 0 = the machine's cores // parallel jobs
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # --launcher slurm: resources per stage
 
 
 @dataclass(frozen=True)
@@ -415,19 +417,34 @@ def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | N
 
 
 def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool = False, force: bool = False,
-        before: Sequence[Job] = (), after: Sequence[Job] = ()) -> dict[str, str]:
+        before: Sequence[Job] = (), after: Sequence[Job] = (), launcher: str = "local",
+        wait: bool = False) -> dict[str, str]:
     """Build the plan (``before`` jobs, e.g. the one writing the release, the recipe's, then ``after``),
-    print it for ``dry_run``, else run it; fails (exit 1) if any job did not finish."""
+    print it for ``dry_run``, else run it (``launcher``: local, or slurm: submit, and follow the jobs
+    with ``wait``); fails (exit 1) if any job did not finish (with slurm: failed, or not done after ``wait``)."""
     jobs = [*before, *build(cfg, inp, synth=before[-1].id if before else ""), *after]
     pl.check_graph(jobs)
     if dry_run:
         return summary(inp.workdir, jobs, "plan (dry run: nothing was started)")
-    slots_ = slots(gpus, cfg.jobs)
-    threads = threads_per_job(cfg.threads, len(slots_))
     t0 = time.time()
-    execute(inp.workdir, jobs, slots_, threads, force=force)
-    state = summary(inp.workdir, jobs, f"abaw run: {len(slots_)} slot(s) x {threads} thread(s), {time.time() - t0:.0f} s")
-    bad = [j for j in jobs if state[j.id] != "done"]
+    live: dict[str, str] = {}
+    if launcher == "slurm":
+        from abawkit.stages import slurm
+
+        live = slurm.submit(inp.workdir, jobs, cfg.slurm, cfg.threads, force=force)
+        if wait:
+            slurm.wait(inp.workdir, jobs)
+            live = {}
+        title = f"abaw run (slurm{', waited' if wait else ''}): {time.time() - t0:.0f} s"
+    elif launcher == "local":
+        slots_ = slots(gpus, cfg.jobs)
+        threads = threads_per_job(cfg.threads, len(slots_))
+        execute(inp.workdir, jobs, slots_, threads, force=force)
+        title = f"abaw run: {len(slots_)} slot(s) x {threads} thread(s), {time.time() - t0:.0f} s"
+    else:
+        raise AbawError(f"--launcher {launcher!r}: expected local or slurm")
+    state = summary(inp.workdir, jobs, title, live)
+    bad = [j for j in jobs if state[j.id] not in ("done", *live.values())]
     if bad:
         first = pl.read_record(inp.workdir).get(bad[0].id, {})
         raise AbawError(f"{len(bad)} job(s) not done, first: {bad[0].id} ({state[bad[0].id]})"
@@ -435,13 +452,29 @@ def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool =
     return state
 
 
-def status(workdir: Path) -> dict[str, str]:
-    """``abaw status``: the saved plan's table, from manifests, locks and the run's record."""
+def cancel(workdir: Path) -> list[str]:
+    """``abaw run --cancel``: cancel the workspace's queued and running SLURM jobs."""
     from abawkit.console import console
+    from abawkit.stages import slurm
+
+    ids = slurm.cancel(Path(workdir), pl.load_plan(workdir))
+    console.print(f"cancelled {len(ids)} SLURM job(s)" + (f": {', '.join(ids)}" if ids else ""))
+    return ids
+
+
+def status(workdir: Path) -> dict[str, str]:
+    """``abaw status``: the saved plan's table, from markers, locks, the run's record and SLURM's queue."""
+    from abawkit.console import console
+    from abawkit.stages import slurm
 
     workdir = Path(workdir)
     jobs = pl.load_plan(workdir)
     holder = lock_holder(workdir / pl.RUN_DIR, "run")
     console.print(f"abaw run on {workdir}: " + (f"running (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
                                                 if holder is not None else "not running"))
-    return summary(workdir, jobs, f"status of {workdir}")
+    try:
+        live = slurm.observe(workdir, jobs)
+    except AbawError as exc:  # SLURM jobs, but no squeue here: states from the files alone
+        console.print(f"[yellow]note:[/] {exc}")
+        live = {}
+    return summary(workdir, jobs, f"status of {workdir}", live)
