@@ -210,6 +210,19 @@ def states(workdir: Path, jobs: Sequence[Job], record: Mapping[str, dict[str, An
     return {k: v.state for k, v in assess(workdir, jobs, record, live).items()}
 
 
+def todo(workdir: Path, jobs: Sequence[Job], state: Mapping[str, State], force: bool = False) -> dict[str, bool]:
+    """Jobs to run (every one not done, or all with ``force``) -> whether to pass its ``--force``.
+
+    A job whose old output is still there starts over, and so does every job after a job redone in
+    this run: nothing resumes from a ``.partial`` built on old inputs, nor keeps an output made from them."""
+    out: dict[str, bool] = {}
+    for job in jobs:
+        if force or state[job.id].state != "done":
+            out[job.id] = (force or marker_time(workdir, job) is not None
+                           or any(d in out for d in job.deps))
+    return out
+
+
 def metric(workdir: Path, job: Job) -> float | None:
     """The job's headline number from its manifest (validation score, search score, final loss)."""
     if not job.marker.endswith(MANIFEST):

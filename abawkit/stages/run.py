@@ -214,19 +214,6 @@ def threads_per_job(threads: int, n_slots: int) -> int:
     return threads or max(1, len(os.sched_getaffinity(0)) // n_slots)
 
 
-def plan_todo(workdir: Path, jobs: Sequence[Job], state: dict[str, pl.State], force: bool = False) -> dict[str, bool]:
-    """Jobs to run (every one not done, or all with ``force``) -> whether to pass its ``--force``.
-
-    A job whose old output is still there starts over, and so does every job after a job redone in
-    this run: nothing resumes from a ``.partial`` built on old inputs, nor keeps an output made from them."""
-    todo: dict[str, bool] = {}
-    for job in jobs:
-        if force or state[job.id].state != "done":
-            todo[job.id] = (force or pl.marker_time(workdir, job) is not None
-                            or any(todo.get(d) is not None for d in job.deps))
-    return todo
-
-
 class _Scheduler:
     """Starts ready jobs on free slots, highest critical path first; collects exits from waiter threads."""
 
@@ -367,13 +354,13 @@ def _signals_interrupt() -> Iterator[None]:
 
 
 def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, force: bool = False) -> dict[str, str]:
-    """Run every job not done (see ``plan_todo``); returns final states. However the scheduler ends
+    """Run every job not done (see ``plan.todo``); returns final states. However the scheduler ends
     (Ctrl-C, SIGTERM, a full disk, a job that cannot start), it stops its jobs first."""
     workdir = Path(workdir)
     pl.check_graph(jobs)
     with stage_lock(workdir / pl.RUN_DIR, "run"):
         pl.save_plan(workdir, jobs)
-        todo = plan_todo(workdir, jobs, pl.assess(workdir, jobs), force)
+        todo = pl.todo(workdir, jobs, pl.assess(workdir, jobs), force)
         sched = _Scheduler(workdir, jobs, todo, slots_, threads)
         try:
             with _signals_interrupt():

@@ -184,7 +184,6 @@ def submit(workdir: Path, jobs: list[Job], cfg: SlurmConfig, threads: int, force
     returns job -> "queued"/"running" for what is live afterwards. A failed ``sbatch`` cancels what
     this call submitted: nothing is left queued that the record does not know of."""
     from abawkit.console import console
-    from abawkit.stages.run import plan_todo
 
     workdir = Path(workdir)
     with stage_lock(workdir / pl.RUN_DIR, "run"):
@@ -192,7 +191,7 @@ def submit(workdir: Path, jobs: list[Job], cfg: SlurmConfig, threads: int, force
         record = pl.read_record(workdir)
         live = refresh(workdir, jobs, record)
         state = pl.assess(workdir, jobs, record, live)
-        todo = plan_todo(workdir, [j for j in jobs if j.id not in live],
+        todo = pl.todo(workdir, [j for j in jobs if j.id not in live],
                          {k: v for k, v in state.items() if k not in live}, force)
         ids = {j: record[j]["slurm_id"] for j in live}
         new: list[str] = []
