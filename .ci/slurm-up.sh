@@ -60,6 +60,9 @@ pgrep -x slurmctld >/dev/null || slurmctld
 pgrep -x slurmd >/dev/null || slurmd
 
 for _ in $(seq 60); do
+  if sinfo -h -o %T 2>/dev/null | grep -qE 'down|drain'; then  # e.g. a node left down by an earlier run
+    scontrol update nodename="${host}" state=resume 2>/dev/null || true
+  fi
   if sinfo -h -o %T 2>/dev/null | grep -qE 'idle|mix|alloc'; then
     echo "slurm: up ($(sinfo -h -o '%n %c CPUs %T' | head -1))"; exit 0
   fi
