@@ -236,15 +236,24 @@ def metric(workdir: Path, job: Job) -> float | None:
 
 def progress(workdir: Path, job: Job) -> str | None:
     """Where a running stage is: the last ``epoch``/``step`` of its ``.partial/log.jsonl`` (read from the end)."""
-    path = Path(workdir) / f"{job.id}.partial" / "log.jsonl"
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            last = json.loads(f.read().splitlines()[-1])
-    except (OSError, IndexError, json.JSONDecodeError):
+        last = json.loads(last_line(Path(workdir) / f"{job.id}.partial" / "log.jsonl"))
+    except json.JSONDecodeError:
         return None
     parts = [f"{k} {last[k]}" for k in ("epoch", "step") if k in last]
     return " ".join(parts) or None
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log (a stage's last event, a failed job's one-line error), read
+    from the end; "" if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]],

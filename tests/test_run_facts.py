@@ -36,6 +36,7 @@ def test_a_failed_forced_rerun_is_failed_and_says_so(tmp_path):
     assert state == {"a": "failed", "b": "blocked"}  # a's old manifest is still there: not "done"
     out = runner.invoke(app, ["status", "-w", str(tmp_path)]).output
     assert "failed: a: last run failed (exit 2)" in out and "blocked: b: a failed" in out
+    assert "  boom: bad input" in out  # the last line of its log
 
 
 def test_a_failed_rerun_of_a_stale_job_is_failed(tmp_path):

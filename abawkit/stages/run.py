@@ -397,9 +397,12 @@ def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | N
     for job in jobs:
         st = assessed[job.id]
         if st.reason:
-            log = f"; log {record[job.id]['log']}" if st.state == "failed" and record.get(job.id, {}).get("log") else ""
+            log = record.get(job.id, {}).get("log") if st.state == "failed" else None
             colour = "red" if st.state == "failed" else "yellow"
-            console.print(f"[{colour}]{st.state}:[/] {job.id}: {st.reason}{log}", soft_wrap=True)
+            console.print(f"[{colour}]{st.state}:[/] {job.id}: {st.reason}" + (f"; log {log}" if log else ""),
+                          soft_wrap=True, markup=True)
+            if log and (last := pl.last_line(Path(log))):
+                console.print(f"  {last}", soft_wrap=True, markup=False)
     return state
 
 
