@@ -1,7 +1,7 @@
 """`abaw run --launcher slurm`: batch scripts (text, resources, DDP), reconciliation with SLURM's view, and,
 marked `slurm`, the real thing on a one-node cluster (`.ci/slurm-up.sh`; skipped without `sbatch`).
 
-The real tests run the tiny demo recipe on a small synthetic release (`--tasks va --folds 0`, 9 jobs), once
+The real tests run the tiny demo recipe on a small synthetic release (`--tasks va --folds 0`, 10 jobs), once
 with the local launcher and once through SLURM, then break one job mid-way and cancel a fresh run.
 """
 
@@ -122,7 +122,7 @@ def test_slurm_submission_validates_and_equals_the_local_one(both):
     check = abaw("validate", str(root / "slurm" / file), "--track", "va", "-w", str(root / "slurm"), cwd=root)
     assert check.returncode == 0 and "OK" in check.stdout
     status = abaw("status", "-w", str(root / "slurm"), cwd=root)
-    assert ": 9 done" in status.stdout and "slurm " in status.stdout, status.stdout
+    assert ": 10 done" in status.stdout and "slurm " in status.stdout, status.stdout
     assert max(map(len, status.stdout.splitlines())) <= 80
 
 
@@ -158,7 +158,7 @@ def test_cancel_leaves_nothing_queued(release):
     sub = abaw(*run_args(root, "cancel", "--launcher", "slurm"), cwd=root)
     assert sub.returncode == 0, sub.stdout + sub.stderr
     ids = [r["slurm_id"] for r in pl.read_record(root / "cancel").values()]
-    assert len(ids) == 9
+    assert len(ids) == 10
     cancel = abaw("run", "-w", str(root / "cancel"), "--cancel", cwd=root)
     assert cancel.returncode == 0 and "cancelled" in cancel.stdout
     queue = slurm.queue_states(ids)
