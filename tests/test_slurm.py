@@ -80,6 +80,19 @@ def test_reconcile_reads_exits_queue_and_blocks_after_a_failure(tmp_path, monkey
     assert got == {"a": "stale", "b": "failed", "c": "blocked", "d": "running", "e": "queued"}  # a: no identity
 
 
+def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypatch):
+    from abawkit.errors import AbawError
+    from test_run import fake
+
+    jobs = [fake(tmp_path, "a")]
+    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    pl.write_record(tmp_path, {"a": {"state": "queued", "slurm_id": "5"}})
+    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"5": "PENDING"})
+    with pytest.raises(AbawError, match="queued or running in SLURM"):
+        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+    assert not (tmp_path / "order.txt").exists()
+
+
 # ----------------------------------------------------------------------------- a real cluster
 no_sbatch = pytest.mark.skipif(shutil.which("sbatch") is None, reason="no sbatch on PATH (make test-slurm sets one up)")
 

@@ -427,6 +427,11 @@ def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool =
             live = {}
         title = f"abaw run (slurm{', waited' if wait else ''}): {time.time() - t0:.0f} s"
     elif launcher == "local":
+        from abawkit.stages import slurm
+
+        if queued := slurm.observe(inp.workdir, jobs):  # never a second copy of a job SLURM will run
+            raise AbawError(f"{len(queued)} job(s) of {inp.workdir} are queued or running in SLURM (first: "
+                            f"{next(iter(queued))}): wait for them (--launcher slurm --wait) or cancel them (--cancel)")
         slots_ = slots(gpus, cfg.jobs)
         threads = threads_per_job(cfg.threads, len(slots_))
         execute(inp.workdir, jobs, slots_, threads, force=force)

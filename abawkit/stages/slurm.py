@@ -192,7 +192,7 @@ def submit(workdir: Path, jobs: list[Job], cfg: SlurmConfig, threads: int, force
         live = refresh(workdir, jobs, record)
         state = pl.assess(workdir, jobs, record, live)
         todo = pl.todo(workdir, [j for j in jobs if j.id not in live],
-                         {k: v for k, v in state.items() if k not in live}, force)
+                       {k: v for k, v in state.items() if k not in live}, force)
         ids = {j: record[j]["slurm_id"] for j in live}
         new: list[str] = []
         try:
@@ -233,13 +233,14 @@ def _submit_one(workdir: Path, job: Job, cfg: SlurmConfig, threads: int, redo: b
 
 def observe(workdir: Path, jobs: Sequence[Job], write: bool = False) -> dict[str, str]:
     """Live jobs (job -> queued / running) after refreshing the record; ``write``: save it (under the run lock)."""
-    record = pl.read_record(workdir)
-    if not any(r.get("slurm_id") for r in record.values()):
+    if not any(r.get("slurm_id") and r.get("state") in pl.LIVE for r in pl.read_record(workdir).values()):
         return {}
-    live = refresh(workdir, jobs, record)
-    if write:
-        with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
-            pl.write_record(workdir, record)
+    if not write:
+        return refresh(workdir, jobs, pl.read_record(workdir))
+    with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
+        record = pl.read_record(workdir)
+        live = refresh(workdir, jobs, record)
+        pl.write_record(workdir, record)
     return live
 
 
