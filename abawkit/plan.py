@@ -90,11 +90,15 @@ def identity(job: Job) -> dict[str, Any]:
     from abawkit.config import recipe_file
 
     recipe: Any = None
-    if job.recipe:
+    try:
+        path = recipe_file(job.recipe, job.stage) if job.recipe else None
+    except AbawError:  # a stage without a recipe file (validate)
+        path = None
+    if path is not None:
         try:
-            recipe = tomllib.loads(recipe_file(job.recipe, job.stage).read_text())
-        except (AbawError, OSError, tomllib.TOMLDecodeError) as exc:  # the job itself will report it
-            recipe = f"unreadable: {exc}"
+            recipe = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # the job itself will say what is wrong
+            recipe = "unreadable"
     cmd = list(job.cmd[1:])
     blob = json.dumps({"cmd": cmd, "recipe": recipe}, sort_keys=True, default=str)
     return {"cmd": cmd, "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16]}
