@@ -148,3 +148,12 @@ def test_status_fits_80_columns(tmp_path):
     assert "0.5" in out and "done" in out
     wide = runner.invoke(app, ["status", "-w", str(tmp_path)], env={"COLUMNS": "200"}).output
     assert "depends on" in wide and "finetune/expr/fold0, features/mae-expr-fold5" in wide.replace("\n", " ")
+
+
+def test_a_jobs_identity_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    job = pl.Job("validate/va", "validate", (sys.executable, "-m", "abawkit.cli", "validate"), recipe="demo")
+    here = pl.identity(job)
+    monkeypatch.chdir(tmp_path)
+    assert pl.identity(job) == here
+    moved = pl.Job(job.id, job.stage, ("/another/venv/bin/python", *job.cmd[1:]), recipe="demo")
+    assert pl.identity(moved) == here  # a moved interpreter is the same command
