@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-slurm test-all bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(ARGS)
+
+# The tests marked `slurm`, on a one-node SLURM cluster set up (as root) by .ci/slurm-up.sh.
+test-slurm: install
+	bash .ci/slurm-up.sh
+	$(BIN)/python -m pytest -m slurm $(ARGS)
 
 test-all: install
 	$(BIN)/python -m pytest -m "" $(ARGS)

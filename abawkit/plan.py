@@ -1,28 +1,39 @@
-"""The job graph of ``abaw run`` and the state of each job, read from the workspace.
+"""The job graph of ``abaw run`` and the state of each job, from facts recorded when it ran.
 
-A job is one ``abaw`` command (one stage) with the jobs it depends on and the file whose existence
-means it finished (its stage's ``manifest.json``, or the run's own record for jobs without one).
-States, recomputed from disk at any time (so ``abaw status`` works while a run is going):
+A job is one ``abaw`` command (one stage) with the jobs it depends on and its marker: a file on the
+workspace's filesystem that exists once it finished (its stage's ``manifest.json``; for jobs
+without one, ``run/done/<job>``, written by the launcher when the job exits 0). Every time compared
+is a marker's mtime, so every clock is the workspace's file server's (see ``marker_time``).
 
-- ``done``: finished, and after every job it depends on (which are done too);
-- ``stale``: finished, but something it depends on finished later or is missing: it must be redone;
-- ``running``: its stage lock or the scheduler's job lock is held by a live process;
-- ``failed``: the last run of it exited non-zero (its log is in ``<workdir>/run/logs/``);
-- ``blocked``: something it depends on failed in this run;
-- ``pending``: not started (or interrupted: its stage resumes from ``.partial``).
+Each launch records in ``<workdir>/run/jobs.json`` the job's command line and config hash
+(``identity``: the command without its interpreter, and the recipe file its stage reads, parsed),
+then its exit code. States, recomputed at any time (so ``abaw status`` works while a run is going):
 
-Reads ``<workdir>/run/jobs.json`` (per job: state, device, wall time, log, exit code), written by
-``stages/run.py``; writes nothing itself except through ``write_record``.
+- ``done``: its last run exited 0, with the command line and config hash it would have now, its
+  marker exists, and every job it depends on is done and finished no later;
+- ``stale``: finished once, but not ``done``: ``reason`` says why ("config changed", "command
+  changed", "input redone: X", "input X stale", "no record of a run that succeeded");
+- ``running`` / ``queued``: its stage lock or the local scheduler's job lock is held by a live
+  process, or its SLURM job is running / waiting (``live``);
+- ``failed``: its last run exited non-zero or ended without an exit code (log in ``run/logs/``),
+  whether or not an older output is still there;
+- ``blocked``: something it depends on failed in the run that should have started it;
+- ``pending``: not finished (never started, or interrupted: its stage resumes from ``.partial``).
+
+Reads ``jobs.json`` (per job: state, command, config hash, exit code, device or SLURM id, wall time,
+log), written by the launchers in ``stages/run.py``; writes nothing itself except through ``write_record``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from abawkit.errors import AbawError
 from abawkit.runs import MANIFEST, lock_holder, read_json, write_json
@@ -30,11 +41,12 @@ from abawkit.runs import MANIFEST, lock_holder, read_json, write_json
 RUN_DIR = "run"
 RECORD = "jobs.json"
 METRIC_KEYS = ("val_score", "score", "final_loss", "frames")
+LIVE = ("running", "queued")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One command of the plan. ``marker`` is relative to the workspace; empty = the run's record."""
+    """One command of the plan. ``marker`` is relative to the workspace; empty = ``run/done/<slug>``."""
 
     id: str
     stage: str
@@ -42,15 +54,54 @@ class Job:
     deps: tuple[str, ...] = ()
     marker: str = ""
     cost: float = 1.0  # rough relative duration: long jobs on the critical path start first
-    force: tuple[str, ...] = ("--force",)  # appended to redo a stale (or --force'd) job
+    force: tuple[str, ...] = ("--force",)  # appended to redo a finished job
+    recipe: str = ""  # the recipe whose ``<stage>.toml`` the job reads (part of its config hash)
 
     @property
     def slug(self) -> str:
         return self.id.replace("/", "__")
 
+    @property
+    def own_marker(self) -> bool:
+        """True when the launcher writes the marker (the command writes no manifest of its own)."""
+        return not self.marker
+
 
 def stage_marker(name: str) -> str:
     return f"{name}/{MANIFEST}"
+
+
+def marker_path(workdir: Path, job: Job) -> Path:
+    return Path(workdir) / (job.marker or f"{RUN_DIR}/done/{job.slug}")
+
+
+def marker_time(workdir: Path, job: Job) -> int | None:
+    """The marker's mtime in ns (the workspace filesystem's clock), None if the job never finished."""
+    try:
+        return os.stat(marker_path(workdir, job)).st_mtime_ns
+    except OSError:
+        return None
+
+
+def identity(job: Job) -> dict[str, Any]:
+    """What a job's "done" is tied to: its command line (without the interpreter, which may move) and a
+    hash of that command with the recipe file its stage resolves its config from (parsed: comments do
+    not count). ``--seed``, ``--mae``, ``--set`` and a recipe edit all change it."""
+    from abawkit.config import recipe_file
+
+    recipe: Any = None
+    try:
+        path = recipe_file(job.recipe, job.stage) if job.recipe else None
+    except AbawError:  # a stage without a recipe file (validate)
+        path = None
+    if path is not None:
+        try:
+            recipe = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # the job itself will say what is wrong
+            recipe = "unreadable"
+    cmd = list(job.cmd[1:])
+    blob = json.dumps({"cmd": cmd, "recipe": recipe}, sort_keys=True, default=str)
+    return {"cmd": cmd, "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16]}
 
 
 def check_graph(jobs: Sequence[Job]) -> None:
@@ -101,40 +152,78 @@ def job_lock_path(workdir: Path, job: Job) -> Path:
     return Path(workdir) / RUN_DIR / "locks" / f"{job.slug}.lock"
 
 
-def running(workdir: Path, job: Job) -> bool:
+def running(workdir: Path, job: Job) -> dict[str, Any] | None:
+    """The holder of the job's stage lock or of the local scheduler's job lock, None if neither is held."""
     lock = job_lock_path(workdir, job)
-    return (lock_holder(workdir, job.id) is not None
-            or lock_holder(lock.parent, lock.name.removesuffix(".lock")) is not None)
+    return lock_holder(workdir, job.id) or lock_holder(lock.parent, lock.name.removesuffix(".lock"))
 
 
 # ----------------------------------------------------------------------------- states
-def finished_at(workdir: Path, job: Job, record: dict[str, dict[str, Any]]) -> float | None:
-    """When the job last finished (marker file's time, else the run's record), None if it never did."""
-    if job.marker:
-        path = Path(workdir) / job.marker
-        return path.stat().st_mtime if path.exists() else None
-    rec = record.get(job.id, {})
-    return rec.get("finished") if rec.get("state") == "done" else None
+@dataclass(frozen=True)
+class State:
+    state: str
+    reason: str = ""
 
 
-def states(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
-    """State of every job (see the module docstring), dependencies first."""
+def assess(workdir: Path, jobs: Sequence[Job], record: Mapping[str, dict[str, Any]] | None = None,
+           live: Mapping[str, str] | None = None) -> dict[str, State]:
+    """State and reason of every job (see the module docstring), dependencies first.
+
+    ``live``: job -> "running" / "queued" for jobs a launcher knows to be alive (SLURM's queue)."""
     record = read_record(workdir) if record is None else record
-    out: dict[str, str] = {}
-    when: dict[str, float] = {}
+    live = live or {}
+    out: dict[str, State] = {}
+    when: dict[str, int | None] = {}
     for job in jobs:
-        t = finished_at(workdir, job, record)
-        if running(workdir, job):
-            out[job.id] = "running"
-        elif t is None:
-            last = record.get(job.id, {}).get("state")
-            out[job.id] = last if last in ("failed", "blocked") else "pending"
-        elif any(out[d] != "done" or when[d] > t for d in job.deps):
-            out[job.id] = "stale"
-        else:
-            out[job.id] = "done"
-        if t is not None:
-            when[job.id] = t
+        when[job.id] = marker_time(workdir, job)
+        out[job.id] = _assess_one(workdir, job, record.get(job.id, {}), live.get(job.id), out, when)
+    return out
+
+
+def _assess_one(workdir: Path, job: Job, rec: dict[str, Any], live: str | None, out: dict[str, State],
+                when: dict[str, int | None]) -> State:
+    last = rec.get("state")
+    if live or running(workdir, job):
+        return State(live or "running")
+    if last == "failed":
+        return State("failed", f"last run failed (exit {rec.get('rc', '?')})" if rec.get("rc") is not None
+                     else "last run ended without an exit code (cancelled or killed)")
+    if last == "blocked":
+        return State("blocked", f"{rec.get('after', 'a dependency')} failed")
+    t = when[job.id]
+    if t is None:
+        return State("pending", "interrupted" if last in ("interrupted", *LIVE) else "")
+    if last != "done" or rec.get("rc") != 0:
+        return State("stale", "no record of a run that succeeded")
+    now = identity(job)
+    if rec.get("cmd") != now["cmd"]:
+        return State("stale", "command changed")
+    if rec.get("config_hash") != now["config_hash"]:
+        return State("stale", "config changed")
+    for d in job.deps:
+        if out[d].state != "done":
+            return State("stale", f"input {d} {out[d].state}")
+        if (when[d] or 0) > t:
+            return State("stale", f"input redone: {d}")
+    return State("done")
+
+
+def states(workdir: Path, jobs: Sequence[Job], record: Mapping[str, dict[str, Any]] | None = None,
+           live: Mapping[str, str] | None = None) -> dict[str, str]:
+    """State of every job (see the module docstring), dependencies first."""
+    return {k: v.state for k, v in assess(workdir, jobs, record, live).items()}
+
+
+def todo(workdir: Path, jobs: Sequence[Job], state: Mapping[str, State], force: bool = False) -> dict[str, bool]:
+    """Jobs to run (every one not done, or all with ``force``) -> whether to pass its ``--force``.
+
+    A job whose old output is still there starts over, and so does every job after a job redone in
+    this run: nothing resumes from a ``.partial`` built on old inputs, nor keeps an output made from them."""
+    out: dict[str, bool] = {}
+    for job in jobs:
+        if force or state[job.id].state != "done":
+            out[job.id] = (force or marker_time(workdir, job) is not None
+                           or any(d in out for d in job.deps))
     return out
 
 
@@ -151,40 +240,51 @@ def metric(workdir: Path, job: Job) -> float | None:
 
 def progress(workdir: Path, job: Job) -> str | None:
     """Where a running stage is: the last ``epoch``/``step`` of its ``.partial/log.jsonl`` (read from the end)."""
-    path = Path(workdir) / f"{job.id}.partial" / "log.jsonl"
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            last = json.loads(f.read().splitlines()[-1])
-    except (OSError, IndexError, json.JSONDecodeError):
+        last = json.loads(last_line(Path(workdir) / f"{job.id}.partial" / "log.jsonl"))
+    except json.JSONDecodeError:
         return None
     parts = [f"{k} {last[k]}" for k in ("epoch", "step") if k in last]
     return " ".join(parts) or None
 
 
-def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]] | None = None,
-         state: dict[str, str] | None = None) -> list[list[Any]]:
-    """Table rows: job, stage, state, metric (or a running job's epoch and step), wall time, device, depends on."""
-    record = read_record(workdir) if record is None else record
-    state = states(workdir, jobs, record) if state is None else state
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log (a stage's last event, a failed job's one-line error), read
+    from the end; "" if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]],
+         state: Mapping[str, State]) -> list[dict[str, Any]]:
+    """One row per job: job, stage, state, metric (or a running job's epoch and step), wall time,
+    where it ran (device, or SLURM job id), depends on."""
     out = []
     for job in jobs:
-        rec = record.get(job.id, {})
+        rec, st = record.get(job.id, {}), state[job.id].state
         wall = rec.get("wall_s")
-        m = metric(workdir, job) if state[job.id] in ("done", "stale") else None
-        if state[job.id] == "running":
+        m = metric(workdir, job) if st in ("done", "stale") else None
+        if st == "running":
             m = progress(workdir, job)
-            wall = time.time() - rec["started"] if rec.get("state") == "running" else None
-        out.append([job.id, job.stage, state[job.id], "-" if m is None else m,
-                    "-" if wall is None else f"{wall:.1f} s", rec.get("device", "-"), ", ".join(job.deps) or "-"])
+            wall = time.time() - rec["started"] if rec.get("state") == "running" and rec.get("started") else None
+        where = f"slurm {rec['slurm_id']}" if rec.get("slurm_id") else rec.get("device", "-")
+        out.append({"job": job.id, "stage": job.stage, "state": st, "metric": "-" if m is None else m,
+                    "wall": "-" if wall is None else f"{wall:.1f} s", "where": where,
+                    "depends on": ", ".join(job.deps) or "-"})
     return out
 
 
-COLUMNS = ("job", "stage", "state", "metric", "wall", "device", "depends on")
+COLUMNS = ("job", "stage", "state", "metric", "wall", "where", "depends on")
+NARROW = ("job", "state", "metric", "wall", "where")  # fits 80 columns; the dependencies are in the plan
 
 
-def counts(state: dict[str, str]) -> str:
-    order = ("done", "running", "stale", "pending", "failed", "blocked")
+def counts(state: Mapping[str, str]) -> str:
+    order = ("done", "running", "queued", "stale", "pending", "failed", "blocked")
     return ", ".join(f"{sum(s == k for s in state.values())} {k}" for k in order if k in state.values())
 
 
@@ -192,12 +292,12 @@ def save_plan(workdir: Path, jobs: Iterable[Job]) -> None:
     """The plan itself, so ``abaw status`` shows it without the recipe or the run's options."""
     write_json(Path(workdir) / RUN_DIR / "plan.json",
                {"jobs": [{"id": j.id, "stage": j.stage, "cmd": list(j.cmd), "deps": list(j.deps), "marker": j.marker,
-                          "cost": j.cost, "force": list(j.force)} for j in jobs]})
+                          "cost": j.cost, "force": list(j.force), "recipe": j.recipe} for j in jobs]})
 
 
 def load_plan(workdir: Path) -> list[Job]:
     path = Path(workdir) / RUN_DIR / "plan.json"
     if not path.exists():
         raise AbawError(f"{path} not found: no `abaw run` (or `abaw demo`) has been started in {workdir}")
-    return [Job(j["id"], j["stage"], tuple(j["cmd"]), tuple(j["deps"]), j["marker"], j["cost"], tuple(j["force"]))
-            for j in read_json(path)["jobs"]]
+    return [Job(j["id"], j["stage"], tuple(j["cmd"]), tuple(j["deps"]), j["marker"], j["cost"], tuple(j["force"]),
+                j.get("recipe", "")) for j in read_json(path)["jobs"]]

@@ -31,3 +31,13 @@ def prep_workspace(synth_release: Path, tmp_path_factory: pytest.TempPathFactory
     workdir = tmp_path_factory.mktemp("work")
     run(PrepConfig(release=str(synth_release), size=TINY["size"]), workdir)
     return workdir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hash_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Checkpoint hashes are cached per user (``runs.hash_cache_dir``): tests keep theirs in a temp folder."""
+    import os
+
+    path = tmp_path_factory.mktemp("sha256-cache")
+    os.environ["ABAW_HASH_CACHE"] = str(path)
+    return path

@@ -27,9 +27,13 @@ runner = CliRunner()
 
 FAKE = """
 import json, os, pathlib, sys, time
+from abawkit.runs import stage_lock
 w = pathlib.Path(sys.argv[1]); me = sys.argv[2]; deps = sys.argv[3].split(",") if sys.argv[3] else []
+lock = stage_lock(w, me); lock.__enter__()  # as every stage does: a second run of it exits 2
 with open(w / "order.txt", "a") as f:
     f.write(me + "\\n")
+(w / "argv").mkdir(exist_ok=True)
+(w / "argv" / me.replace("/", "_")).write_text(" ".join(sys.argv[4:]))
 if any(not (w / d / "manifest.json").exists() for d in deps):
     sys.exit(3)  # started before a dependency finished
 (w / "env").mkdir(exist_ok=True)
@@ -44,7 +48,7 @@ if wait:  # block until another job made this file (only possible when both run 
 if me.startswith("slow") and not (w / "go").exists():
     (w / "slow.pid").write_text(str(os.getpid()))
     import signal; signal.pause()
-if me.startswith("bad"):
+if me.startswith("bad") or (w / ("fail_" + me)).exists():
     print("boom: bad input", file=sys.stderr); sys.exit(2)
 m = w / me / "manifest.json"
 m.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +56,11 @@ m.write_text(json.dumps({"metrics": {"val_score": 0.5}}))
 """
 
 
-def fake(work: Path, id_: str, deps: tuple[str, ...] = ()) -> Job:
-    return Job(id_, id_.split("/")[0], (sys.executable, "-c", FAKE, str(work), id_, ",".join(deps)), deps,
-               pl.stage_marker(id_), force=())
+def fake(work: Path, id_: str, deps: tuple[str, ...] = (), *args: str, recipe: str = "", marker: str | None = None,
+         force: tuple[str, ...] = ()) -> Job:
+    """A job of a few lines of Python; ``recipe``: a folder whose ``<stage>.toml`` is its config."""
+    return Job(id_, id_.split("/")[0], (sys.executable, "-c", FAKE, str(work), id_, ",".join(deps), *args), deps,
+               pl.stage_marker(id_) if marker is None else marker, force=force, recipe=recipe)
 
 
 def order(work: Path) -> list[str]:

@@ -78,17 +78,116 @@ def test_load_stage_hint(tmp_path):
         load_stage(tmp_path, "prep", hint="abaw prep")
 
 
-def test_tree_fingerprint_names_all_files_and_sizes_of_non_images(tmp_path):
-    from abawkit.runs import sha256_tree
+def test_release_listing_sees_sizes_mtimes_and_crop_folders_not_in_place_rewrites(tmp_path):
+    import os
 
-    (tmp_path / "crops" / "v1").mkdir(parents=True)
-    (tmp_path / "crops" / "v1" / "00001.jpg").write_bytes(b"a")
-    (tmp_path / "ann.txt").write_text("AU1\n1\n")
-    base = sha256_tree(tmp_path)
-    (tmp_path / "crops" / "v1" / "00001.jpg").write_bytes(b"bb")  # images: names only (no stat per crop)
-    assert sha256_tree(tmp_path) == base
-    (tmp_path / "ann.txt").write_text("AU1\n1\n0\n")
-    changed = sha256_tree(tmp_path)
-    assert changed != base
-    (tmp_path / "crops" / "v1" / "00002.jpg").write_bytes(b"")
-    assert sha256_tree(tmp_path) not in (base, changed)
+    from abawkit.runs import listing_sha256
+
+    crops = tmp_path / "crops" / "v1"
+    crops.mkdir(parents=True)
+    (crops / "00001.jpg").write_bytes(b"a")
+    ann = tmp_path / "ann.txt"
+    ann.write_text("AU1\n1\n")
+    base = listing_sha256(tmp_path)
+    (crops / "00001.jpg").write_bytes(b"bb")  # rewritten in place, same name: not seen (README says so)
+    assert listing_sha256(tmp_path) == base
+    st = ann.stat()
+    ann.write_text("AU1\n0\n")  # a same-size label edit: its mtime_ns changes
+    os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    edited = listing_sha256(tmp_path)
+    assert edited != base
+    new = crops / "new.jpg"  # a crop replaced by a rename: its folder's mtime_ns changes
+    new.write_bytes(b"c")
+    before = os.stat(crops).st_mtime_ns
+    os.replace(new, crops / "00001.jpg")
+    os.utime(crops, ns=(before + 1_000_000, before + 1_000_000))
+    assert listing_sha256(tmp_path) not in (base, edited)
+
+
+def test_checkpoint_fingerprints_see_content_and_are_cached(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from abawkit import runs
+
+    monkeypatch.setenv("ABAW_HASH_CACHE", str(tmp_path / "cache"))
+    ckpt = tmp_path / "hubert"
+    ckpt.mkdir()
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(b"\0" * (runs.CACHE_MIN + 10))
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "._model.safetensors").write_bytes(b"mac resource fork")  # hidden: not part of the checkpoint
+    first = runs.content_sha256(ckpt)
+    st = weights.stat()
+    weights.write_bytes(b"\1" * (runs.CACHE_MIN + 10))  # retrained: same architecture, same size
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # (a coarse clock may not tick)
+    assert runs.content_sha256(ckpt) != first
+    hashed = []  # bytes fed to sha256
+    real = hashlib.sha256
+
+    class Counting:
+        def __init__(self, data=b""):
+            self.h = real(data)
+
+        def update(self, block):
+            hashed.append(len(block))
+            self.h.update(block)
+
+        def hexdigest(self):
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(runs.hashlib, "sha256", Counting)
+    other = tmp_path / "mae.pth"
+    other.write_bytes(b"\2" * (runs.CACHE_MIN + 10))
+    first_time = runs.sha256_file(other)
+    assert sum(hashed) > runs.CACHE_MIN
+    hashed.clear()
+    assert runs.sha256_file(other) == first_time == real(other.read_bytes()).hexdigest()
+    assert sum(hashed) == 0  # hashed once: the second read came from the cache
+    (ckpt / "._model.safetensors").write_bytes(b"changed")
+    assert runs.content_sha256(ckpt) == runs.content_sha256(ckpt)
+
+
+def test_a_dangling_link_is_an_error_naming_the_link(tmp_path):
+    from abawkit.runs import content_sha256, listing_sha256
+
+    (tmp_path / "crops").mkdir()
+    (tmp_path / "crops" / "v1").symlink_to(tmp_path / "gone")
+    for fp in (listing_sha256, content_sha256):
+        with pytest.raises(AbawError, match="crops/v1: dangling symbolic link"):
+            fp(tmp_path)
+
+
+def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    from abawkit import runs
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(runs.os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(runs.os, "replace", lambda a, b: events.append("rename") or real_replace(a, b))
+    write_json(tmp_path / "manifest.json", {"a": 1})
+    assert events == ["fsync", "rename", "fsync"]  # the file, the rename, its folder
+
+
+def test_a_finished_stage_is_swapped_in_whole_even_if_interrupted(tmp_path, monkeypatch):
+    from abawkit import runs
+
+    with stage(tmp_path, "s", C(lr=0.1)) as run:
+        run.add_output("a.txt").write_text("old")
+        run.add_output("b.txt").write_text("old")
+
+    def killed_halfway(path, ignore_errors=False):  # SIGTERM after removing one file of the old folder
+        next(p for p in sorted(path.iterdir()) if p.suffix == ".txt").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.shutil, "rmtree", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        with stage(tmp_path, "s", C(lr=0.2), force=True) as run:
+            run.add_output("a.txt").write_text("new")
+            run.add_output("b.txt").write_text("new")
+    monkeypatch.undo()
+    man = load_stage(tmp_path, "s")
+    assert man["config"]["lr"] == 0.2
+    assert all((tmp_path / "s" / f).read_text() == "new" for f in ("a.txt", "b.txt"))

@@ -15,7 +15,7 @@ Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs
 
 @friendly
 def run(
-    release: Annotated[Path, typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")],
+    release: Annotated[Optional[Path], typer.Option("--release", help="Release root (annotation folders, cropped_aligned/, videos/).")] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
     mae: Annotated[Optional[Path], typer.Option("--mae", "--backbone", help="An MAE checkpoint or a backbone (DINOv2, CLIP... file or folder): skip pre-training, fine-tune from it (or extract from it: vision = \"frozen\").")] = None,
@@ -30,27 +30,36 @@ def run(
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
+    launcher: Annotated[str, typer.Option(help="local (subprocesses on this machine) or slurm (one sbatch job per job, afterok dependencies).")] = "local",
+    wait: Annotated[bool, typer.Option("--wait", help="With --launcher slurm: follow the jobs to the end (exit 1 if one failed).")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the workspace's queued and running SLURM jobs, then stop.")] = False,
 ) -> None:
     """Run every stage the recipe needs as a graph of jobs; finished jobs are skipped, interrupted ones resume.
 
     prep -> pretrain (or --mae) -> finetune (per task and fold) -> extract vision (per task and fold) and
     audio (per model) -> tmf (per task and fold) -> ensemble, smooth-search, submit, validate (per task).
     Each job is a subprocess logging to <workdir>/run/logs/<job>.log, one per GPU with --gpus, --jobs N on
-    CPU; --dry-run prints the plan; `abaw status -w W` shows where a run stands.
+    CPU; or, with --launcher slurm, a SLURM job (resources from run.toml [slurm]); --dry-run prints the
+    plan; `abaw status -w W` shows where a run stands; a repeated run redoes only what is not done.
     """
     from abawkit.config import load_config
     from abawkit.stages import run as stage
 
+    from abawkit.errors import AbawError
+
+    if cancel:
+        stage.cancel(workdir.resolve())
+        return
+    if release is None:
+        raise AbawError("abaw run: --release is required (the release root), e.g. --release /data/Aff-Wild2")
     over = {"tasks": _csv(tasks, "--tasks"), "folds": _csv(folds, "--folds", int), "name": name, "jobs": jobs}
     cfg = load_config(stage.RunConfig, "run", recipe, sets, **over)
     inp = stage.RunInputs(workdir.resolve(), stage.resolve_recipe(recipe), release.resolve(),
                           mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
                           images=images.resolve() if images else None)
     if not inp.release.is_dir():
-        from abawkit.errors import AbawError
-
         raise AbawError(f"--release {release}: folder not found")
-    stage.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force)
+    stage.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force, launcher=launcher, wait=wait)
 
 
 def _csv(value: str | None, flag: str, cast: type = str) -> list | None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from abawkit.errors import AbawError
-from abawkit.runs import atomic_path, fingerprint, read_json, write_json
+from abawkit.runs import atomic_path, content_sha256, read_json, write_json
 
 INFO = "store.json"
 
@@ -39,7 +39,7 @@ class ExtractorKey:
 
 def extractor_key(name: str, checkpoint: str | Path | None, settings: dict[str, Any]) -> dict[str, Any]:
     """Extractor name, checkpoint sha256 (or None) and settings, as plain JSON values."""
-    sha = fingerprint(checkpoint) if checkpoint else None
+    sha = content_sha256(checkpoint) if checkpoint else None
     return {"extractor": name, "checkpoint_sha256": sha, "settings": json.loads(json.dumps(settings, default=str))}
 
 

@@ -180,7 +180,7 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
     with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main) as run:
         run.add_input("prep", prep.dir / "frames.parquet")
         if ckpt is not None:
-            run.add_input("checkpoint", ckpt)  # `abaw predict` re-runs the same extractor from here
+            run.add_input("checkpoint", ckpt, content=True)  # `abaw predict` re-runs the same extractor from here
         store = FeatureStore(run.dir)
         videos = sorted(prep.videos["video"])
         mine = videos[info.rank::info.world]

@@ -130,7 +130,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
         seed_everything(cfg.seed)
         model, ckpt, report = build_model(workdir, cfg)
         if ckpt is not None:
-            st.add_input("init", ckpt)
+            st.add_input("init", ckpt, content=True)
             st.log("init", checkpoint=str(ckpt), format=report.format, ignored=len(report.ignored), resized=report.resized)
         data = _datasets(workdir, cfg, model.arch.img_size)
         st.add_input("frames", data["prep"].dir / "frames.parquet")

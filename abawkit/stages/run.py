@@ -30,7 +30,8 @@ from typing import Any, Iterator, Sequence
 from abawkit import plan as pl
 from abawkit.errors import AbawError
 from abawkit.plan import Job, stage_marker
-from abawkit.runs import lock_holder, stage_lock
+from abawkit.runs import lock_holder, stage_lock, write_text
+from abawkit.stages.slurm import SlurmConfig
 
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
          "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
@@ -46,6 +47,7 @@ class RunConfig:
     jobs: int = 1  # parallel CPU jobs (without --gpus)
     threads: int = 0  # torch threads per job; 0 = the machine's cores // parallel jobs
     vision: str = "finetune"  # finetune: per task/fold from --mae/--backbone; frozen: one extract straight from it
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # --launcher slurm: resources per stage
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Builder:
             common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
         deps = tuple(d for d in deps if d)
         self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps,
-                             stage_marker(id_) if marker is None else marker, COSTS[stage], force))
+                             stage_marker(id_) if marker is None else marker, COSTS[stage], force, self.inp.recipe))
         return id_
 
 
@@ -247,32 +249,60 @@ class _Scheduler:
         self.done = {j.id for j in jobs if j.id not in todo}
         self.procs: dict[str, tuple[subprocess.Popen, int, contextlib.ExitStack]] = {}
         self.exits: queue.Queue[tuple[str, int]] = queue.Queue()
+        self.waiting: set[str] = set()  # jobs whose stage lock another process holds
 
     def ready(self) -> list[Job]:
         waiting = [j for j in self.jobs if j.id in self.todo and j.id not in self.procs]
         return sorted((j for j in waiting if all(d in self.done for d in j.deps)), key=lambda j: -self.prio[j.id])
 
+    def start_ready(self) -> bool:
+        """Start ready jobs on free slots; a job whose stage lock is held elsewhere waits for it (never
+        two runs of one stage). True if some ready job is waiting for such a lock."""
+        from abawkit.console import console
+
+        held = False
+        for job in self.ready():
+            if not self.free:
+                break
+            holder = pl.running(self.workdir, job)
+            if holder is not None:
+                held = True
+                if job.id not in self.waiting:
+                    console.print(f"[yellow]wait[/]  {job.id}: running elsewhere (pid {holder.get('pid', '?')} "
+                                  f"on {holder.get('host', '?')})")
+                    self.waiting.add(job.id)
+                continue
+            self.start(job)
+        return held
+
     def start(self, job: Job) -> None:
+        """Start one job in its own session (killed as a group); on any failure the slot and lock are released."""
         from abawkit.console import console
 
         slot = self.free.pop(0)
         log = self.workdir / pl.RUN_DIR / "logs" / f"{job.slug}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*job.cmd, *(job.force if self.todo[job.id] else ())]
         env = {**os.environ, **self.slots[slot].env, "OMP_NUM_THREADS": str(self.threads),
                "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
         lock = contextlib.ExitStack()
-        path = pl.job_lock_path(self.workdir, job)
-        lock.enter_context(stage_lock(path.parent, path.name.removesuffix(".lock")))
-        with open(log, "w") as f:
-            f.write("$ " + " ".join(cmd) + "\n")
-            f.flush()
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            path = pl.job_lock_path(self.workdir, job)
+            lock.enter_context(stage_lock(path.parent, path.name.removesuffix(".lock")))
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as f:
+                f.write("$ " + " ".join(cmd) + "\n")
+                f.flush()
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        except BaseException:
+            lock.close()
+            self.free.insert(0, slot)
+            raise
         self.procs[job.id] = (proc, slot, lock)
-        self.record[job.id] = {"state": "running", "device": self.slots[slot].device, "threads": self.threads,
-                               "started": time.time(), "log": str(log), "cmd": cmd}
-        pl.write_record(self.workdir, self.record)
         threading.Thread(target=lambda: self.exits.put((job.id, proc.wait())), daemon=True).start()
+        self.record[job.id] = {"state": "running", **pl.identity(job), "argv": cmd, "pid": proc.pid,
+                               "device": self.slots[slot].device,
+                               "threads": self.threads, "started": time.time(), "log": str(log)}
+        pl.write_record(self.workdir, self.record)
         console.print(f"[cyan]start[/] {job.id} on {self.slots[slot].device}")
 
     def finish(self, job_id: str, rc: int) -> None:
@@ -281,6 +311,9 @@ class _Scheduler:
         proc, slot, lock = self.procs.pop(job_id)
         lock.close()
         self.free.append(slot)
+        job = next(j for j in self.jobs if j.id == job_id)
+        if rc == 0 and job.own_marker:
+            write_text(pl.marker_path(self.workdir, job), f"{job.id} exit 0\n")
         rec = self.record[job_id]
         rec.update(finished=time.time(), rc=rc, state="done" if rc == 0 else "failed")
         rec["wall_s"] = round(rec["finished"] - rec["started"], 1)
@@ -297,15 +330,15 @@ class _Scheduler:
 
     def loop(self) -> None:
         while self.todo:
-            for job in self.ready()[: len(self.free)]:
-                self.start(job)
-            if not self.procs:
+            held = self.start_ready()
+            if not self.procs and not held:
                 break
             with contextlib.suppress(queue.Empty):
                 self.finish(*self.exits.get(timeout=1.0))
 
     def stop(self) -> None:
-        """Terminate every running job's process group (its DataLoader workers too); stages keep .partial."""
+        """Terminate every running job's process group (its DataLoader workers too); stages keep .partial.
+        Kills first, records after: a full disk cannot leave a job running."""
         for proc, _, _ in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -318,9 +351,11 @@ class _Scheduler:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             lock.close()
-            self.record[job_id].update(state="interrupted", finished=None)
+            if job_id in self.record:
+                self.record[job_id].update(state="interrupted", finished=None)
         self.procs.clear()
-        pl.write_record(self.workdir, self.record)
+        with contextlib.suppress(OSError):
+            pl.write_record(self.workdir, self.record)
 
 
 class _Interrupted(BaseException):
@@ -342,13 +377,13 @@ def _signals_interrupt() -> Iterator[None]:
 
 
 def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, force: bool = False) -> dict[str, str]:
-    """Run every job not done (stale and ``force``'d ones with their stage's ``--force``); returns final states."""
+    """Run every job not done (see ``plan.todo``); returns final states. However the scheduler ends
+    (Ctrl-C, SIGTERM, a full disk, a job that cannot start), it stops its jobs first."""
     workdir = Path(workdir)
     pl.check_graph(jobs)
     with stage_lock(workdir / pl.RUN_DIR, "run"):
         pl.save_plan(workdir, jobs)
-        state = pl.states(workdir, jobs)
-        todo = {j.id: force or state[j.id] == "stale" for j in jobs if force or state[j.id] != "done"}
+        todo = pl.todo(workdir, jobs, pl.assess(workdir, jobs), force)
         sched = _Scheduler(workdir, jobs, todo, slots_, threads)
         try:
             with _signals_interrupt():
@@ -356,40 +391,78 @@ def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, fo
         except (KeyboardInterrupt, _Interrupted):
             sched.stop()
             raise AbawError(f"interrupted: running jobs were stopped; run again to resume ({workdir})", code=130) from None
+        except BaseException:
+            sched.stop()
+            raise
     return pl.states(workdir, jobs)
 
 
-def summary(workdir: Path, jobs: list[Job], title: str) -> dict[str, str]:
-    """Print the plan's table (job, stage, state, metric, wall time, device, depends on); returns the states."""
+def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | None = None) -> dict[str, str]:
+    """Print the plan's table, then why each job is not done; returns the states.
+
+    Under 120 columns (80 when piped) the table is compact: job, state, metric, wall time, where it
+    ran, in a borderless layout that never wraps a cell; wider, it adds each job's stage and dependencies."""
+    from rich import box
+
     from abawkit.console import console, table
 
     record = pl.read_record(workdir)
-    state = pl.states(workdir, jobs, record)
-    t = table("", pl.COLUMNS, pl.rows(workdir, jobs, record, state))
-    for i in (0, 2, 3):  # job ids, states and metrics whole; dependencies wrap
-        t.columns[i].no_wrap = True
+    assessed = pl.assess(workdir, jobs, record, live)
+    cols = pl.COLUMNS if console.width >= 120 else pl.NARROW
+    t = table("", cols, [[r[c] for c in cols] for r in pl.rows(workdir, jobs, record, assessed)])
+    if cols is pl.NARROW:
+        t.box, t.pad_edge, t.show_edge = box.SIMPLE_HEAD, False, False
+    for c in t.columns:
+        c.no_wrap = c.header != "depends on"
     console.print(t)
+    state = {k: v.state for k, v in assessed.items()}
     console.print(f"{title}: {pl.counts(state)}", soft_wrap=True)
     for job in jobs:
-        if state[job.id] == "failed":
-            console.print(f"[red]failed:[/] {job.id}: log {record[job.id]['log']}")
+        st = assessed[job.id]
+        if st.reason:
+            log = record.get(job.id, {}).get("log") if st.state == "failed" else None
+            colour = "red" if st.state == "failed" else "yellow"
+            console.print(f"[{colour}]{st.state}:[/] {job.id}: {st.reason}" + (f"; log {log}" if log else ""),
+                          soft_wrap=True, markup=True)
+            if log and (last := pl.last_line(Path(log))):
+                console.print(f"  {last}", soft_wrap=True, markup=False)
     return state
 
 
 def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool = False, force: bool = False,
-        before: Sequence[Job] = (), after: Sequence[Job] = ()) -> dict[str, str]:
+        before: Sequence[Job] = (), after: Sequence[Job] = (), launcher: str = "local",
+        wait: bool = False) -> dict[str, str]:
     """Build the plan (``before`` jobs, e.g. the one writing the release, the recipe's, then ``after``),
-    print it for ``dry_run``, else run it; fails (exit 1) if any job did not finish."""
+    print it for ``dry_run``, else run it (``launcher``: local, or slurm: submit, and follow the jobs
+    with ``wait``); fails (exit 1) if any job did not finish (with slurm: failed, or not done after ``wait``)."""
     jobs = [*before, *build(cfg, inp, synth=before[-1].id if before else ""), *after]
     pl.check_graph(jobs)
     if dry_run:
         return summary(inp.workdir, jobs, "plan (dry run: nothing was started)")
-    slots_ = slots(gpus, cfg.jobs)
-    threads = threads_per_job(cfg.threads, len(slots_))
     t0 = time.time()
-    execute(inp.workdir, jobs, slots_, threads, force=force)
-    state = summary(inp.workdir, jobs, f"abaw run: {len(slots_)} slot(s) x {threads} thread(s), {time.time() - t0:.0f} s")
-    bad = [j for j in jobs if state[j.id] != "done"]
+    live: dict[str, str] = {}
+    if launcher == "slurm":
+        from abawkit.stages import slurm
+
+        live = slurm.submit(inp.workdir, jobs, cfg.slurm, cfg.threads, force=force)
+        if wait:
+            slurm.wait(inp.workdir, jobs)
+            live = {}
+        title = f"abaw run (slurm{', waited' if wait else ''}): {time.time() - t0:.0f} s"
+    elif launcher == "local":
+        from abawkit.stages import slurm
+
+        if queued := slurm.observe(inp.workdir, jobs):  # never a second copy of a job SLURM will run
+            raise AbawError(f"{len(queued)} job(s) of {inp.workdir} are queued or running in SLURM (first: "
+                            f"{next(iter(queued))}): wait for them (--launcher slurm --wait) or cancel them (--cancel)")
+        slots_ = slots(gpus, cfg.jobs)
+        threads = threads_per_job(cfg.threads, len(slots_))
+        execute(inp.workdir, jobs, slots_, threads, force=force)
+        title = f"abaw run: {len(slots_)} slot(s) x {threads} thread(s), {time.time() - t0:.0f} s"
+    else:
+        raise AbawError(f"--launcher {launcher!r}: expected local or slurm")
+    state = summary(inp.workdir, jobs, title, live)
+    bad = [j for j in jobs if state[j.id] not in ("done", *live.values())]
     if bad:
         first = pl.read_record(inp.workdir).get(bad[0].id, {})
         raise AbawError(f"{len(bad)} job(s) not done, first: {bad[0].id} ({state[bad[0].id]})"
@@ -397,13 +470,29 @@ def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool =
     return state
 
 
-def status(workdir: Path) -> dict[str, str]:
-    """``abaw status``: the saved plan's table, from manifests, locks and the run's record."""
+def cancel(workdir: Path) -> list[str]:
+    """``abaw run --cancel``: cancel the workspace's queued and running SLURM jobs."""
     from abawkit.console import console
+    from abawkit.stages import slurm
+
+    ids = slurm.cancel(Path(workdir), pl.load_plan(workdir))
+    console.print(f"cancelled {len(ids)} SLURM job(s)" + (f": {', '.join(ids)}" if ids else ""))
+    return ids
+
+
+def status(workdir: Path) -> dict[str, str]:
+    """``abaw status``: the saved plan's table, from markers, locks, the run's record and SLURM's queue."""
+    from abawkit.console import console
+    from abawkit.stages import slurm
 
     workdir = Path(workdir)
     jobs = pl.load_plan(workdir)
     holder = lock_holder(workdir / pl.RUN_DIR, "run")
     console.print(f"abaw run on {workdir}: " + (f"running (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
                                                 if holder is not None else "not running"))
-    return summary(workdir, jobs, f"status of {workdir}")
+    try:
+        live = slurm.observe(workdir, jobs)
+    except AbawError as exc:  # SLURM jobs, but no squeue here: states from the files alone
+        console.print(f"[yellow]note:[/] {exc}")
+        live = {}
+    return summary(workdir, jobs, f"status of {workdir}", live)

@@ -7,7 +7,6 @@ half-written release that prep would accept. ``OUT/synth.json`` records the sett
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
     from abawkit.console import console, progress
     from abawkit.data import synthetic as syn
-    from abawkit.runs import write_json
+    from abawkit.runs import swap_in, write_json
 
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
@@ -66,9 +65,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops],
                    seconds=round(time.time() - t0, 2))
     write_json(partial / "synth.json", {"config": to_dict(cfg), "summary": summary})
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+    swap_in(partial, out)
     console.print(f"synthetic release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")
     return summary

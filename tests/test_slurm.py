@@ -1,0 +1,182 @@
+"""`abaw run --launcher slurm`: batch scripts (text, resources, DDP), reconciliation with SLURM's view, and,
+marked `slurm`, the real thing on a one-node cluster (`.ci/slurm-up.sh`; skipped without `sbatch`).
+
+The real tests run the tiny demo recipe on a small synthetic release (`--tasks va --folds 0`, 10 jobs), once
+with the local launcher and once through SLURM, then break one job mid-way and cancel a fresh run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from abawkit import plan as pl
+from abawkit.config import load_config
+from abawkit.plan import Job
+from abawkit.stages import run as engine
+from abawkit.stages import slurm
+
+
+def job(id_: str, stage: str, deps: tuple[str, ...] = (), marker: str | None = None) -> Job:
+    return Job(id_, stage, (sys.executable, "-m", "abawkit.cli", stage, "-w", "W"), deps,
+               pl.stage_marker(id_) if marker is None else marker)
+
+
+def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
+    res = load_config(engine.RunConfig, "run", "abaw5").slurm
+    pretrain = slurm.batch_script(tmp_path, job("pretrain", "pretrain"), ["/py", "-m", "abawkit.cli", "pretrain"],
+                                  res.for_stage("pretrain"), threads=8)
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --time=3-00:00:00", "#SBATCH --mem=64G", "#SBATCH --cpus-per-task=8",
+                 f"#SBATCH --output={tmp_path}/run/logs/pretrain.log", "#SBATCH --kill-on-invalid-dep=yes"):
+        assert line in pretrain.splitlines(), line
+    assert ("srun --kill-on-bad-exit=1 /py -m torch.distributed.run --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d"
+            ' --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" -m abawkit.cli pretrain') in pretrain
+    assert "--gres" not in pretrain
+    tmf = slurm.batch_script(tmp_path, job("tmf/va/fold0", "tmf"), ["/py", "-m", "abawkit.cli", "train", "tmf"],
+                             res.for_stage("tmf"), threads=8)
+    assert "#SBATCH --gres=gpu:1" in tmf and "srun " not in tmf and "--nodes" not in tmf
+    assert "\n/py -m abawkit.cli train tmf\nrc=$?\n" in tmf
+    for text in (pretrain, tmf):
+        assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid shell
+
+
+def test_the_batch_script_records_its_exit_code_and_marker_on_the_workspace(tmp_path):
+    validate = job("validate/va", "validate", marker="")
+    script = slurm.batch_script(tmp_path, validate, [sys.executable, "-c", "import sys; sys.exit(0)"],
+                                slurm.Resources(), threads=1)
+    env = {**os.environ, "SLURM_JOB_ID": "77", "PYTHONPATH": str(Path(__file__).parents[1])}
+    assert subprocess.run(["bash", "-c", script], env=env, capture_output=True).returncode == 0
+    assert (tmp_path / "run" / "done" / "validate__va").is_file()
+    assert (tmp_path / "run" / "exits" / "77.json").read_text().count('"rc": 0') == 1
+    failing = slurm.batch_script(tmp_path, job("tmf", "tmf"), [sys.executable, "-c", "raise SystemExit(3)"],
+                                 slurm.Resources(), threads=1)
+    env["SLURM_JOB_ID"] = "78"
+    assert subprocess.run(["bash", "-c", failing], env=env, capture_output=True).returncode == 3
+    assert '"rc": 3' in (tmp_path / "run" / "exits" / "78.json").read_text()
+
+
+def test_reconcile_reads_exits_queue_and_blocks_after_a_failure(tmp_path, monkeypatch):
+    jobs = [job("a", "prep"), job("b", "tmf", ("a",)), job("c", "submit", ("b",)), job("d", "prep"),
+            job("e", "tmf", ("d",))]
+    record = {j.id: {"state": "queued", "slurm_id": str(i)} for i, j in enumerate(jobs, 1)}
+    (tmp_path / "run" / "exits").mkdir(parents=True)
+    for sid, rc in (("1", 0), ("2", 3)):
+        (tmp_path / "run" / "exits" / f"{sid}.json").write_text(f'{{"rc": {rc}, "wall_s": 5}}')
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "manifest.json").write_text("{}")
+    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"1": "COMPLETED", "2": "FAILED", "3": "CANCELLED",
+                                                            "4": "RUNNING", "5": "PENDING"})
+    live = slurm.refresh(tmp_path, jobs, record)
+    assert live == {"d": "running", "e": "queued"}
+    assert record["a"]["state"] == "done" and record["b"]["rc"] == 3
+    assert record["c"] == {**record["c"], "state": "blocked", "after": "b"}
+    got = pl.states(tmp_path, jobs, record, live)
+    assert got == {"a": "stale", "b": "failed", "c": "blocked", "d": "running", "e": "queued"}  # a: no identity
+
+
+def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypatch):
+    from abawkit.errors import AbawError
+    from test_run import fake
+
+    jobs = [fake(tmp_path, "a")]
+    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    pl.write_record(tmp_path, {"a": {"state": "queued", "slurm_id": "5"}})
+    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"5": "PENDING"})
+    with pytest.raises(AbawError, match="queued or running in SLURM"):
+        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+    assert not (tmp_path / "order.txt").exists()
+
+
+# ----------------------------------------------------------------------------- a real cluster
+no_sbatch = pytest.mark.skipif(shutil.which("sbatch") is None, reason="no sbatch on PATH (make test-slurm sets one up)")
+
+
+def abaw(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "abawkit.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, "COLUMNS": "80"})
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    from test_demo import tiny_recipe
+
+    root = tmp_path_factory.mktemp("slurm")
+    recipe = tiny_recipe(root / "recipe")
+    assert abaw("synth", str(root / "release"), "--recipe", str(recipe), "--seed", "1", cwd=root).returncode == 0
+    return root
+
+
+def run_args(root: Path, work: str, *more: str) -> list[str]:
+    return ["run", "--release", str(root / "release"), "-w", str(root / work), "--recipe", str(root / "recipe"),
+            "--tasks", "va", "--folds", "0", *more]
+
+
+@pytest.fixture(scope="module")
+def both(release):
+    local = abaw(*run_args(release, "local"), cwd=release)
+    assert local.returncode == 0, local.stdout + local.stderr
+    remote = abaw(*run_args(release, "slurm", "--launcher", "slurm", "--wait"), cwd=release)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    return release, local.stdout, remote.stdout
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_slurm_submission_validates_and_equals_the_local_one(both):
+    root, _, out = both
+    file = "submissions/demo/VA_predictions.txt"
+    assert (root / "slurm" / file).read_bytes() == (root / "local" / file).read_bytes()
+    check = abaw("validate", str(root / "slurm" / file), "--track", "va", "-w", str(root / "slurm"), cwd=root)
+    assert check.returncode == 0 and "OK" in check.stdout
+    status = abaw("status", "-w", str(root / "slurm"), cwd=root)
+    assert ": 10 done" in status.stdout and "slurm " in status.stdout, status.stdout
+    assert max(map(len, status.stdout.splitlines())) <= 80
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_job_failing_midway_is_failed_blocks_its_dependants_and_a_rerun_resubmits_only_those(both):
+    root, _, _ = both
+    smooth = root / "recipe" / "smooth.toml"
+    good = smooth.read_text()
+    before = pl.read_record(root / "slurm")
+    try:  # a negative width passes the config check and fails inside the search
+        smooth.write_text(good.replace("gaussian = [2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0]",
+                                       "gaussian = [-1.0]"))
+        broken = abaw(*run_args(root, "slurm", "--launcher", "slurm", "--wait"), cwd=root)
+    finally:
+        smooth.write_text(good)
+    assert broken.returncode == 1
+    state = pl.assess(root / "slurm", pl.load_plan(root / "slurm"))
+    assert state["smooth/va"].state == "failed" and state["ensemble/va"].state == "done"
+    assert state["submit/va"] == pl.State("blocked", "smooth/va failed") and state["validate/va"].state == "blocked"
+    assert "failed: smooth/va: last run failed (exit 1)" in broken.stdout
+    again = abaw(*run_args(root, "slurm", "--launcher", "slurm", "--wait"), cwd=root)
+    assert again.returncode == 0, again.stdout
+    submitted = [line.split()[1].rstrip(":") for line in again.stdout.splitlines() if line.startswith("submit ")]
+    assert submitted == ["smooth/va", "submit/va", "validate/va"]
+    assert pl.read_record(root / "slurm")["prep"]["slurm_id"] == before["prep"]["slurm_id"]
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_cancel_leaves_nothing_queued(release):
+    root = release
+    sub = abaw(*run_args(root, "cancel", "--launcher", "slurm"), cwd=root)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    ids = [r["slurm_id"] for r in pl.read_record(root / "cancel").values()]
+    assert len(ids) == 10
+    cancel = abaw("run", "-w", str(root / "cancel"), "--cancel", cwd=root)
+    assert cancel.returncode == 0 and "cancelled" in cancel.stdout
+    queue = slurm.queue_states(ids)
+    assert not [s for s in queue.values() if s in ("PENDING", "RUNNING", "CONFIGURING")], queue
+    status = abaw("status", "-w", str(root / "cancel"), cwd=root)
+    assert "queued" not in status.stdout and "running" not in status.stdout.split("not running")[-1]
+
+
