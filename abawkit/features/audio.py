@@ -56,9 +56,12 @@ def interp_rows(times: np.ndarray, feats: np.ndarray, t: np.ndarray) -> np.ndarr
     return (1 - w) * feats[lo] + w * feats[hi]
 
 
-def align_to_frames(feats: np.ndarray, times: np.ndarray, duration: float, n_frames: int, fps: float) -> np.ndarray:
-    """[T, D] features at ``times`` -> [n_frames, D + 1] at frame times, last column = audio-present flag."""
-    t = frame_times(n_frames, fps)
+def align_to_frames(feats: np.ndarray, times: np.ndarray, duration: float, n_frames: int, fps: float,
+                    frame_t: np.ndarray | None = None) -> np.ndarray:
+    """[T, D] features at ``times`` -> [n_frames, D + 1] at frame times, last column = audio-present flag.
+
+    Frame times are ``frame_t`` [n_frames] (each frame's timestamp: variable frame rates) or n / fps."""
+    t = frame_times(n_frames, fps) if frame_t is None else np.asarray(frame_t, np.float64)
     covered = t < duration
     out = np.zeros((n_frames, feats.shape[1] + 1), dtype=np.float32)
     if len(times) and covered.any():
@@ -99,13 +102,14 @@ class Fbank:
         return fb.numpy(), times
 
 
-def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float) -> np.ndarray:
-    """Features of one video at its frame times: [n_frames, dim + 1]; no audio -> zeros, flag 0."""
+def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float,
+                   frame_t: np.ndarray | None = None) -> np.ndarray:
+    """Features of one video at its frame times (``frame_t`` or n / fps): [n_frames, dim + 1]; no audio -> zeros, flag 0."""
     if audio is None or (isinstance(audio, float) and np.isnan(audio)) or not Path(audio).is_file():
         return np.zeros((n_frames, extractor.dim + 1), np.float32)
     wave = load_audio(audio)
     feats, times = extractor(wave)
-    return align_to_frames(feats, times, len(wave) / SAMPLE_RATE, n_frames, fps)
+    return align_to_frames(feats, times, len(wave) / SAMPLE_RATE, n_frames, fps, frame_t)
 
 
 def build_audio_extractor(
