@@ -151,6 +151,7 @@ class Models:
         self.workdir, self.cfg, self.device = workdir, cfg, device
         self._cache: dict[Any, Any] = {}  # models: kept for the whole run
         self.per_video: dict[Any, Any] = {}  # features of the current video: emptied between videos
+        self.clock: dict[str, float] = {}  # seconds in the image encoders, per video
 
     def cached(self, key: Any, make, video: bool = False):
         cache = self.per_video if video else self._cache
@@ -179,7 +180,10 @@ def frame_model_values(models: Models, task_name: str, fold: int, crops: list[st
     model = model.to(models.device)
     loader = eval_loader(FaceCrops(crops, model.arch.img_size, False), models.cfg.batch_size,
                          pin=models.device.type == "cuda")
-    return predict(model, loader, task_name, models.device, models.device.type == "cuda")
+    t0 = time.perf_counter()
+    out = predict(model, loader, task_name, models.device, models.device.type == "cuda")
+    models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
+    return out
 
 
 def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray:
@@ -198,8 +202,11 @@ def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray
     vs = VisionSettings(img_size=int(s["img_size"]), pool=s["pool"], batch_size=models.cfg.batch_size, workers=0)
     if not crops:
         return np.zeros((0, 0), np.float32)
+    t0 = time.perf_counter()
     with torch.inference_mode():
-        return np.concatenate(list(encode_crops(encoder, crops, vs, models.device))).astype(np.float32)
+        out = np.concatenate(list(encode_crops(encoder, crops, vs, models.device))).astype(np.float32)
+    models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
+    return out
 
 
 def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
@@ -422,11 +429,14 @@ def run_one(video: Path, models: Models, detector, force: bool = False) -> Path:
 
     cfg, workdir = models.cfg, models.workdir
     models.per_video.clear()
+    models.clock.clear()
     with stage(workdir, f"predict/{video.stem}", cfg, seed=cfg.seed, force=force) as run_:
         run_.add_input("video", video)
         t0 = time.perf_counter()
         clip = prepare(video, run_.dir, cfg, detector)
         df = predict_table(models, clip)
+        clip.timings["encode"] = models.clock.get("encode", 0.0)
+        clip.timings["temporal"] = clip.timings.pop("models", 0.0) - clip.timings["encode"]
         t1 = time.perf_counter()
         write_text(run_.add_output("predictions.csv"), df.to_csv(index=False, float_format="%.4f"))
         _timeline(run_.add_output("timeline.png"), df)
