@@ -185,7 +185,7 @@ def test_predict_folder_no_face_and_face_leaving(demo_run, tmp_path):
     assert sky[["valence", "arousal", "AU1", "p_Neutral"]].isna().all().all() and sky["expression"].isna().all()
     df = pd.read_csv(work / "predict" / "leaves" / "predictions.csv")
     face = df["face"].to_numpy() == 1
-    assert len(df) == 30 and not face[15:].any() and face[:15].sum() >= 12
+    assert len(df) == 30 and not face[15:].any() and face[:15].sum() >= 10  # detect_every 5: the last 4 may go
     assert df.loc[face, ["valence", "AU12", "expression"]].notna().all().all()
     assert df.loc[~face, ["valence", "AU12", "expression"]].isna().all().all()
     assert (work / "predict" / "leaves" / "timeline.png").read_bytes()[:4] == b"\x89PNG"

@@ -339,6 +339,9 @@ def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops:
         sm, dec = smooth_and_decide(models.workdir, t, values, cfg.smooth)
         if cfg.fill == "none":
             sm, dec = np.where(present[:, None], sm, np.nan), np.where(present[:, None], dec, np.nan)
+        else:  # nearest: each frame without the face copies the nearest frame with it
+            src = frames[nearest_index(n, frames)]
+            sm, dec = sm[src], dec[src]
         for col, v in task_columns(t, sm, dec).items():
             df[col] = v
     return df[keep]
