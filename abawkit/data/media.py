@@ -119,16 +119,18 @@ class FaceDetector:
     one-line warning (once) and MTCNN alone.
     """
 
-    def __init__(self, kind: str = "mtcnn", device: str | None = None) -> None:
+    def __init__(self, kind: str = "mtcnn", device: str | None = None, min_face: int = 20) -> None:
         if kind not in ("mtcnn", "haar"):
             raise AbawError(f"detector {kind!r}: expected mtcnn or haar")
         self.kind, self.mtcnn, self._haar, self._no_haar = kind, None, None, False
+        self.min_face = min_face  # px in the frame the detector sees; MTCNN's image pyramid starts there
         if kind == "mtcnn":
             import torch
             from facenet_pytorch import MTCNN
 
+            _fast_mtcnn_resample()
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self.mtcnn = MTCNN(keep_all=True, device=device, post_process=False)
+            self.mtcnn = MTCNN(keep_all=True, device=device, post_process=False, min_face_size=min_face)
         else:
             self._cascade()  # fail before any frame is read
 
@@ -169,7 +171,8 @@ class FaceDetector:
             import cv2
 
             for i in missed:
-                hits = haar.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 3)
+                hits = haar.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 3,
+                                             minSize=(self.min_face, self.min_face))
                 if len(hits):
                     xywh = np.asarray(hits, np.float32).reshape(-1, 4)
                     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
@@ -179,6 +182,21 @@ class FaceDetector:
     def detect(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
         """Box [4] (x1, y1, x2, y2) of the largest face in each RGB frame [H, W, 3], or None."""
         return [_largest(d.boxes) for d in self.detect_faces(frames)]
+
+
+def _fast_mtcnn_resample() -> None:
+    """Make facenet-pytorch (2.5.3, pinned) resize with antialiased bilinear instead of ``mode="area"``.
+
+    Its ``imresample`` (the image pyramid and every candidate box) uses area interpolation, which
+    torch runs as ``adaptive_avg_pool2d``: about half of MTCNN's CPU time. Antialiased bilinear
+    gives boxes within a pixel at about half the cost (measured: 0.38 -> 0.20 s per 640x360 frame)."""
+    import torch
+    from facenet_pytorch.models.utils import detect_face
+
+    def resample(img: "torch.Tensor", sz: tuple[int, int]) -> "torch.Tensor":  # [N, C, H, W] -> [N, C, *sz]
+        return torch.nn.functional.interpolate(img, size=sz, mode="bilinear", antialias=True, align_corners=False)
+
+    detect_face.imresample = resample
 
 
 def _none():  # -> Detections with no face

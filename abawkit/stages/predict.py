@@ -43,6 +43,7 @@ class PredictConfig:
     device: str = "auto"  # auto | cpu | cuda
     detect_every: int = 5  # run the detector on every Nth frame, track in between
     detect_size: int = 640  # longest side of the frame the detector sees
+    min_face: int = 40  # smallest face the detector looks for, px in that frame (fewer pyramid levels: faster)
     max_gap: int = 15  # most frames between two detections of one face still bridged
     min_score: float = 0.9  # detector confidence a face needs
     batch_size: int = 64  # face crops per encoder batch
@@ -415,7 +416,7 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
         for fold in models.folds(t):
             _stage_dir(workdir, f"{'tmf' if cfg.model == 'tmf' else 'finetune'}/{t}/fold{fold}",
                        f"abaw {'train tmf' if cfg.model == 'tmf' else 'finetune'} --task {t} --fold {fold}")
-    detector = FaceDetector(cfg.detector, device=str(device))
+    detector = FaceDetector(cfg.detector, device=str(device), min_face=cfg.min_face)
     written = []
     for i, video in enumerate(todo, 1):
         console.print(f"[bold]\\[{i}/{len(todo)}][/] {video}", highlight=False, soft_wrap=True)
