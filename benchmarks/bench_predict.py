@@ -6,7 +6,8 @@ and prints, per size, the real-time factor and the share of decode / detect / cr
 encode (image encoder) / temporal model / write. The reference row runs the detector on every
 frame at full resolution (what predict did before detection went to downscaled frames every Nth
 frame); ``ratio`` is the speed-up over it.
-Run: ``.venv/bin/python benchmarks/bench_predict.py --workdir /work/demo-ws [--seconds 10] [--device cpu]``.
+Run: ``.venv/bin/python benchmarks/bench_predict.py --workdir /work/demo-ws [--seconds 10] [--device cpu]``;
+``--videos A.mp4 B.mov`` times those videos instead (no reference).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=PredictConfig.detect_every)
     ap.add_argument("--no-reference", action="store_true", help="skip the detect-every-frame reference")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--videos", type=Path, nargs="*", default=[], help="time these videos instead of the synthetic ones")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -111,6 +113,10 @@ def main() -> None:
     ref_cfg = dataclasses.replace(cfg, detect_every=1, detect_size=100_000, min_face=20)
     with tempfile.TemporaryDirectory() as tmp:
         timed_run(make_video(Path(tmp) / "warmup.mp4", 320, 180, 1.0), args.workdir, cfg)  # imports, model loads
+        for video in args.videos:
+            print(row(video.name, timed_run(video, args.workdir, cfg), None), flush=True)
+        if args.videos:
+            return
         for w, h in SIZES:
             video = make_video(Path(tmp) / f"bench_{w}x{h}.mp4", w, h, args.seconds)
             new = timed_run(video, args.workdir, cfg)
