@@ -260,10 +260,15 @@ def tmf_values(models: Models, task_name: str, fold: int, clip: Clip, face: int,
         raise AbawError(f"{d}: trained on {ckpt['arch']['in_dim']} feature dims, but features/"
                         f"{{{','.join(ckpt['features'])}}} now give {'+'.join(map(str, dims))} (re-extracted with "
                         f"another extractor?): re-run `abaw train tmf --task {task_name} --fold {fold} --force`")
-    model = build_model(cfg, sum(dims))
-    model.load_state_dict(ckpt["model"])
+
+    def make():
+        model = build_model(cfg, sum(dims))
+        model.load_state_dict(ckpt["model"])
+        return model.to(models.device).eval()
+
+    model = models.cached(("tmf", str(d)), make)
     data = [VideoData(clip.path.stem, tuple(parts), np.zeros((clip.n_frames, 1), np.float32))]
-    return predict(model.to(models.device).eval(), data, cfg, models.device)[0]
+    return predict(model, data, cfg, models.device)[0]
 
 
 def nearest_index(n: int, frames: np.ndarray) -> np.ndarray:
