@@ -136,3 +136,24 @@ def test_memory_does_not_grow_with_length(tmp_path):
 
     short, long = peak(20), peak(120)
     assert long < short * 1.5 + 2_000_000, (short, long)
+
+
+def test_crop_video_aligns_unless_told_not_to(tmp_path, mtcnn):
+    """The same choice as predict's --align: 5pt crops come out upright, none keeps the tilt."""
+    frames = [face_scene(320, 320, i, angle=20) for i in range(3)]
+    video = write_video(tmp_path / "tilt.mp4", frames, np.arange(3) / 10)
+    for mode in ("5pt", "none"):
+        crop_video(video, tmp_path / mode, 112, mtcnn, settings=TrackSettings(align=mode))
+        crop = cv2.cvtColor(cv2.imread(str(tmp_path / mode / "00002.jpg")), cv2.COLOR_BGR2RGB)
+        tilt = abs(eye_angle(_eyes(mtcnn, cv2.resize(crop, (224, 224)))))
+        assert tilt <= 3 if mode == "5pt" else tilt > 12, (mode, tilt)
+
+
+def test_prep_rejects_an_unknown_align(tmp_path):
+    from typer.testing import CliRunner
+
+    from abawkit.cli import app
+
+    result = CliRunner().invoke(app, ["prep", "--release", str(tmp_path), "-w", str(tmp_path / "w"), "--align", "3pt"])
+    assert result.exit_code == 2 and "align '3pt': expected 5pt or none" in result.output
+    assert not (tmp_path / "w" / "prep").exists()
