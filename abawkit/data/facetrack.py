@@ -183,9 +183,14 @@ def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = 
 
     def flush() -> None:
         with _timed(clock, "detect"):
-            for (k, _, geo), d in zip(batch, detector.detect_faces([b[1] for b in batch])):
-                scan.dets[k] = d.keep(d.scores >= s.min_score).scaled(*geo)
+            for (k, _, geo), d in zip(batch, detector.detect_faces([b[1] for b in batch], min_face(batch[0][2]))):
+                scan.dets[k] = d.keep(d.scores >= s.min_score).scaled(*geo[:3])
         batch.clear()
+
+    def min_face(geo: tuple) -> int:
+        """The detector's smallest face, given in px at ``detect_size``, for a frame that was not
+        downscaled that far (a small video): the same share of the frame, at least MTCNN's 12 px."""
+        return max(12, int(round(detector.min_face * geo[3] / s.detect_size)))
 
     def add(k: int, frame) -> None:
         with _timed(clock, "detect"):
@@ -210,8 +215,9 @@ def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = 
     return scan
 
 
-def _small(frame, detect_size: int, half: str | None) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """The detector's RGB view [h, w, 3] of an ``av.VideoFrame`` and (sx, sy, dx) back to full-frame px."""
+def _small(frame, detect_size: int, half: str | None) -> tuple[np.ndarray, tuple[float, float, float, int]]:
+    """The detector's RGB view [h, w, 3] of an ``av.VideoFrame`` and (sx, sy, dx) back to full-frame px,
+    plus the longest side of the whole downscaled frame."""
     w, h = frame.width, frame.height
     scale = min(1.0, detect_size / max(w, h))
     dw, dh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
@@ -222,7 +228,7 @@ def _small(frame, detect_size: int, half: str | None) -> tuple[np.ndarray, tuple
         img = img[:, : dw // 2]
     elif half == "right":
         img, dx = img[:, dw // 2:], dw // 2
-    return np.ascontiguousarray(img), (w / dw, h / dh, float(dx))
+    return np.ascontiguousarray(img), (w / dw, h / dh, float(dx), max(dw, dh))
 
 
 def cut_faces(path: str | Path, rows: FaceRows, size: int, align: str,

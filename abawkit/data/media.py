@@ -153,15 +153,18 @@ class FaceDetector:
                 self._haar = haar
         return self._haar
 
-    def detect_faces(self, frames: list[np.ndarray]) -> list["Detections"]:
-        """Every face in each RGB frame [H, W, 3]: boxes, scores and (MTCNN only) five landmarks.
+    def detect_faces(self, frames: list[np.ndarray], min_face: int | None = None) -> list["Detections"]:
+        """Every face (of at least ``min_face`` px, default the detector's) in each RGB frame [H, W, 3]:
+        boxes, scores and (MTCNN only) five landmarks.
 
         The frames of one call go through MTCNN as one batch (they share a size: one video). Haar
         hits (on frames MTCNN found nothing in) score 1.0 and have no landmarks, so they are not aligned."""
         from abawkit.data.facetrack import Detections
 
+        min_face = min_face or self.min_face
         out = [_none() for _ in frames]
         if self.mtcnn is not None and frames:
+            self.mtcnn.min_face_size = min_face
             found, probs, points = self.mtcnn.detect(np.stack(frames), landmarks=True)
             out = [_none() if b is None else Detections(np.asarray(b, np.float32), np.asarray(p, np.float32),
                                                           np.asarray(lm, np.float32))
@@ -172,7 +175,7 @@ class FaceDetector:
 
             for i in missed:
                 hits = haar.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 3,
-                                             minSize=(self.min_face, self.min_face))
+                                             minSize=(min_face, min_face))
                 if len(hits):
                     xywh = np.asarray(hits, np.float32).reshape(-1, 4)
                     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
