@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from abawkit.files import visible, walk
 from abawkit.errors import AbawError, where
 from abawkit.labels import TaskSpec, task
 from abawkit.runs import atomic_path
@@ -124,10 +125,10 @@ def write_submission(out_dir: str | Path, spec: TaskSpec, rows: pd.DataFrame, ou
 
 
 def zip_submission(path: Path, zip_path: Path) -> Path:
-    """Zip a submission file or folder (folder contents keep their folder name)."""
+    """Zip a submission file or folder (folder contents keep their folder name; ``._*``/``.DS_Store`` left out)."""
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            files = [path] if path.is_file() else sorted(Path(d) / f for d, _, names in walk(path) for f in names)
             for f in files:
                 zf.write(f, f.relative_to(path.parent))
     return zip_path
@@ -318,7 +319,7 @@ def validate(path: str | Path, spec: TaskSpec, expected: Expected, edition_name:
     if not path.is_dir():
         raise AbawError(f"{path}: edition {ed.name} expects a folder of <video>.txt files")
     problems = Problems()
-    present = {p.stem: p for p in sorted(path.glob("*.txt"))}
+    present = {p.stem: p for p in visible(path, ".txt")}
     for video, frames in expected.items():
         if video in present:
             problems += validate_video_file(present[video], spec, frames)
@@ -344,7 +345,7 @@ def read_submission(path: str | Path, spec: TaskSpec, edition_name: str = "abaw5
         parts = df["loc"].str.extract(r"^(?P<video>[^/]+)/(?P<frame>\d+)\.jpg$")
         return pd.concat([parts["video"], parts["frame"].astype(np.int64), df[cols]], axis=1)
     tables = []
-    for f in sorted(Path(path).glob("*.txt")):
+    for f in visible(path, ".txt"):
         df = pd.read_csv(f, skiprows=1, header=None, names=cols)
         tables.append(pd.concat([pd.DataFrame({"video": f.stem, "frame": np.arange(1, len(df) + 1)}), df], axis=1))
     return pd.concat(tables, ignore_index=True)
@@ -352,7 +353,7 @@ def read_submission(path: str | Path, spec: TaskSpec, edition_name: str = "abaw5
 
 def read_truth(truth_dir: str | Path, spec: TaskSpec) -> pd.DataFrame:
     """Annotation-format ground truth (``<video>.txt``, line k+1 = frame k) as video, frame, labels."""
-    files = sorted(Path(truth_dir).glob("*.txt"))
+    files = visible(truth_dir, ".txt")  # macOS ._*.txt left out
     if not files:
         raise AbawError(f"{truth_dir}: no <video>.txt annotation files")
     cols = list(spec.label_columns)

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from abawkit.data.augment import MEAN, STD, BatchAugment
-from abawkit.data.faces import FaceCrops, image_folder
+from abawkit.data.faces import FaceCrops, collate_faces, image_folder
 from abawkit.engine import autocast
 from abawkit.models.mae import MAE, encoder_arch
 
@@ -117,7 +117,8 @@ def measure(args: argparse.Namespace, images: str) -> None:
 
     def loader_of(data: Dataset) -> DataLoader:
         return DataLoader(data, args.batch, shuffle=True, num_workers=args.workers, drop_last=True,
-                          pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+                          pin_memory=device.type == "cuda", persistent_workers=args.workers > 0,
+                          collate_fn=collate_faces if isinstance(data, FaceCrops) else None)
 
     def to_dev(b):
         return [t.to(device, non_blocking=True) for t in b]

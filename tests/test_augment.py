@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,8 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from abawkit.data.augment import BatchAugment, colour_jitter, draw_params, identity_params, normalize, to_model_input
-from abawkit.data.faces import FaceCrops
+from abawkit.data.faces import FaceCrops, collate_faces, jpeg_side
 from abawkit.engine import SeededDataset, TrainConfig, fit, item_seed
+from abawkit.errors import AbawError
 
 FLOAT_BYTES_224 = 3 * 224 * 224 * 4  # what the float32 worker pipeline shipped per image: 602112
 
@@ -43,9 +47,55 @@ def test_mixed_stored_sizes_share_a_batch(tmp_path):
     paths = write_faces(tmp_path, 3, 112) + write_faces(tmp_path, 3, 96) + write_faces(tmp_path, 2, 256, ".jpg")
     data = FaceCrops(paths, 64, train=False)
     assert data.decode_size == 64  # bigger than the model needs: shrunk in the worker, still uint8
-    imgs, params, _ = next(iter(DataLoader(data, batch_size=8)))
-    assert imgs.dtype == torch.uint8 and imgs.shape == (8, 3, 64, 64)
-    assert FaceCrops(paths[3:], 224, train=False).decode_size == 96
+    imgs, params, _ = next(iter(DataLoader(data, batch_size=8, collate_fn=collate_faces)))
+    assert imgs.dtype == torch.uint8 and imgs.shape == (8, 3, 64, 64) and params[:, 8].tolist() == [64] * 8
+    data = FaceCrops(paths[3:], 224, train=False)
+    assert data.decode_size == 224  # from the model, not from the first file (96 px)
+    imgs, params, _ = next(iter(DataLoader(data, batch_size=5, collate_fn=collate_faces)))
+    assert imgs.shape == (5, 3, 224, 224) and params[:, 8].tolist() == [96, 96, 96, 224, 224]
+    assert torch.equal(imgs[0, :, :96, :96], data[0][0]) and not imgs[0, :, 96:].any()  # never upsampled
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_mixed_batch_gives_what_each_image_gives_alone(tmp_path, train):
+    paths = write_faces(tmp_path, 2, 96) + write_faces(tmp_path, 2, 160, ".jpg") + write_faces(tmp_path, 1, 48)
+    data = FaceCrops(paths, 128, train=train)
+    torch.manual_seed(0)
+    items = [data[i] for i in range(len(data))]
+    imgs, params, _ = collate_faces(items)
+    x = to_model_input(imgs, params, 128, train)  # [5, 3, 128, 128]
+    for i, item in enumerate(items):
+        alone = to_model_input(*collate_faces([item])[:2], 128, train)
+        torch.testing.assert_close(x[i : i + 1], alone, rtol=0, atol=1e-5)
+
+
+def _jpeg(path, size: int, seed: int) -> str:
+    """A smooth face-like JPEG (noise would hide the loss of detail being tested)."""
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+    img = (img.astype(np.float32) + rng.normal(0, 12, img.shape)).clip(0, 255).astype(np.uint8)  # fine detail
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return str(path)
+
+
+def test_each_image_is_decoded_at_its_own_stored_size(tmp_path):
+    """A 112 px crop after a 448 px one (``--images`` of mixed sources): read whole, not at 1/4 then upsampled."""
+    big, small = _jpeg(tmp_path / "a_448.jpg", 448, 1), _jpeg(tmp_path / "b_112.jpg", 112, 2)
+    data = FaceCrops([big, small], 112, train=False)
+    got = data[1][0]  # [3, 112, 112]
+    plain = torch.from_numpy(cv2.cvtColor(cv2.imread(small), cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+    assert got.shape == plain.shape
+    assert (got.float() - plain.float()).abs().mean() < 0.5  # the same pixels (main: 13.7 / 255 off)
+    first = data[0][0]  # the 448 px one at 1/4 scale: exactly 112, no resize
+    quarter = cv2.imread(big, cv2.IMREAD_REDUCED_COLOR_4)
+    assert torch.equal(first, torch.from_numpy(cv2.cvtColor(quarter, cv2.COLOR_BGR2RGB)).permute(2, 0, 1))
+
+
+def test_jpeg_side_reads_the_frame_header(tmp_path):
+    assert jpeg_side(Path(_jpeg(tmp_path / "x.jpg", 72, 0)).read_bytes()) == 72
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "p.jpg", progressive=True)
+    assert jpeg_side((tmp_path / "p.jpg").read_bytes()) == 50
+    assert jpeg_side(b"not a jpeg at all") == 0
 
 
 def test_params_follow_the_item_seed():
@@ -160,3 +210,10 @@ def test_cuda_extraction_matches_cpu_through_pinned_copies(tmp_path):
     gpu = np.concatenate(list(encode_crops(encoder.cuda(), paths, s, torch.device("cuda"))))  # bf16 autocast
     assert gpu.dtype == np.float16 and gpu.shape == cpu.shape == (10, 96)
     assert np.allclose(gpu.astype(np.float32), cpu.astype(np.float32), atol=0.1)
+
+
+def test_unreadable_images_are_one_line(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    for path in (tmp_path / "bad.jpg", tmp_path / "gone.jpg"):
+        with pytest.raises(AbawError, match=f"{path.name}: cannot read image"):
+            FaceCrops([path], 112, train=False)[0]

@@ -152,3 +152,47 @@ def test_numpy_values_and_older_resume_checkpoints_load_safely(tmp_path):
                tmp_path / "last.pt")  # what this project's resume files held before their RNG state was made plain
     obj = read_checkpoint(tmp_path / "last.pt")
     assert obj["rng"]["numpy"][1].dtype == np.uint32 and obj["best"]["score"] == 0.5
+
+
+def as_numpy1(path: pathlib.Path) -> pathlib.Path:
+    """Rewrite a checkpoint saved under numpy 2 as numpy 1.x writes it: ``numpy._core`` -> ``numpy.core``
+    in the pickle's GLOBAL lines (newline-terminated at protocol 2, so lengths may change)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    assert any(b"numpy._core.multiarray" in data for name, data in entries if name.endswith("data.pkl"))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, data in entries:
+            z.writestr(name, data.replace(b"numpy._core.", b"numpy.core.") if name.endswith("data.pkl") else data)
+    return path
+
+
+def test_numpy1_checkpoint_loads_under_weights_only(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "checkpoint-399.pth"
+    sd = mae_training_checkpoint(path, best=np.float64(0.75), seen=np.arange(4, dtype=np.int64))
+    obj = torch.load(path, weights_only=False)
+    obj["epoch"] = np.int64(399)  # older trainers keep numpy scalars beside the tensors
+    torch.save(obj, path)
+    as_numpy1(path)
+    found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    assert {"numpy.core.multiarray.scalar", "numpy.core.multiarray._reconstruct"} <= set(found)
+    obj = read_checkpoint(path)  # no trusting(): weights_only with the allow-list
+    assert obj["epoch"] == 399 and obj["args"].best == 0.75 and obj["args"].seen.tolist() == [0, 1, 2, 3]
+    enc = ViTEncoder(ARCH)
+    assert load_encoder(enc, obj).format == "mae"
+    assert all(torch.equal(v, sd[k]) for k, v in enc.state_dict().items())
+
+
+def test_numpy1_names_do_not_open_the_door_to_code(tmp_path):
+    import numpy as np
+
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "mixed.pth"
+    torch.save({"best": np.float64(0.5), "model": {"x": Payload(marker)}}, path)
+    as_numpy1(path)
+    with pytest.raises(AbawError, match="holds io.open") as err:
+        read_checkpoint(path)
+    assert "numpy.core" not in str(err.value) and not marker.exists()  # only what is really refused

@@ -1,9 +1,10 @@
 """Face augmentation on the training device, batched: uint8 crops + per-sample parameters -> model input.
 
-DataLoader workers only decode (``data.faces.FaceCrops``): they ship each crop as uint8 ``[3, D, D]``
-at its stored size (``D`` <= the model's size; never float, never upsampled) with 8 float
+DataLoader workers only decode (``data.faces.FaceCrops``): they ship each crop as uint8 ``[3, s, s]``
+at its own stored size (``s`` <= the model's size; never float, never upsampled) with 8 float
 augmentation parameters drawn from the item's seed (``draw_params``; ``engine.SeededDataset`` seeds
-the RNGs per item, so a resumed run draws the same ones). The expensive part then runs once per
+the RNGs per item, so a resumed run draws the same ones); ``data.faces.collate_faces`` puts a batch of
+mixed sizes on one ``D`` canvas, each image top-left at its own size, and adds ``s`` to the parameters. The expensive part then runs once per
 batch where the model runs (``to_model_input``): brightness / contrast / saturation jitter (torchvision
 ``ColorJitter``'s formulas in a fixed order), horizontal flip and ImageNet normalisation at the
 stored size, then one ``torchvision.ops.roi_align`` over the per-sample crop boxes (random resized
@@ -11,8 +12,9 @@ crop + resize to the model's size; adaptive sampling averages when it shrinks). 
 normalises only. Every stage that feeds faces to a ViT (pretrain, finetune, extract, predict) goes
 through this module, so features see exactly what fine-tuning saw.
 
-Parameters per sample (``[N, 8]`` float32): crop box ``x0, y0, x1, y1`` as fractions of the crop,
-``flip`` (0/1), ``brightness``, ``contrast``, ``saturation`` factors (1 = unchanged).
+Parameters per sample (``[N, 8]`` or ``[N, 9]`` float32): crop box ``x0, y0, x1, y1`` as fractions of
+the crop, ``flip`` (0/1), ``brightness``, ``contrast``, ``saturation`` factors (1 = unchanged), and
+optionally the image's side ``s`` in pixels on the canvas (absent: the whole canvas).
 """
 
 from __future__ import annotations
@@ -92,7 +94,24 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def to_model_input(imgs: torch.Tensor, params: torch.Tensor, size: int, train: bool) -> torch.Tensor:
-    """uint8 [N, 3, D, D] + params [N, 8] (same device) -> normalised float32 [N, 3, size, size].
+    """uint8 [N, 3, D, D] + params [N, 8 | 9] (same device) -> normalised float32 [N, 3, size, size].
+
+    With sides (params column 8) of a mixed batch, each group of one side is made from its own
+    ``[s, s]`` corner of the canvas, exactly as if it had been batched alone.
+    """
+    d = imgs.shape[-1]
+    sides = params[:, 8] if params.shape[1] > 8 else None
+    if sides is None or bool((sides == d).all()):  # one size: the whole canvas at once
+        return _model_input(imgs, params, size, train)
+    out = torch.empty((imgs.shape[0], 3, size, size), device=imgs.device)
+    for s in sides.unique().tolist():
+        idx = (sides == s).nonzero().squeeze(1)
+        out[idx] = _model_input(imgs[idx, :, : int(s), : int(s)], params[idx], size, train)
+    return out
+
+
+def _model_input(imgs: torch.Tensor, params: torch.Tensor, size: int, train: bool) -> torch.Tensor:
+    """uint8 [N, 3, D, D] (all of it image) + params [N, >= 8] -> normalised float32 [N, 3, size, size].
 
     ``train``: jitter, flip and normalisation at the stored size D (<= size, so the per-pixel work is
     smallest there; the contrast mean is the whole crop's), then one roi_align crops and resizes

@@ -4,8 +4,9 @@ Teams' disks hold the release in many shapes: annotations under an edition folde
 Annotations/EXPR_Recognition_Challenge/Train_Set``), crops in several nested roots
 (``cropped_aligned/cropped_aligned/<video>/``, ``batch2/cropped_aligned_new_50_vids/<video>/``), raw
 videos in ``batch1/``, ``batch2/``, ``new_vids/``, test lists and templates in any folder. ``discover``
-walks the release once, at most ``MAX_DEPTH`` folder levels below the root and skipping hidden folders,
-and returns a ``Layout``: first find everything, then say what was found (``Layout.roots``), then read.
+walks the release once, at most ``MAX_DEPTH`` folder levels below the root, following symlinked folders
+(each folder once) and skipping hidden files and folders (``abawkit.files``: macOS ``._*`` included), and
+returns a ``Layout``: first find everything, then say what was found (``Layout.roots``), then read.
 
 Rules where the same thing is found twice:
 - a video folder in two crop roots: the folder with more numbered images wins (ties: the root that
@@ -23,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from abawkit.files import hidden, visible, walk
 from abawkit.data.media import VIDEO_EXTS
 from abawkit.errors import AbawError
 from abawkit.labels import TASKS, task_for_folder
@@ -73,8 +75,7 @@ class Layout:
 
 
 def _count_txt(challenge: Path) -> int:
-    return sum(len([n for n in os.listdir(challenge / s) if n.endswith(".txt")])
-               for s in SPLIT_FOLDERS if (challenge / s).is_dir())
+    return sum(len(visible(challenge / s, ".txt")) for s in SPLIT_FOLDERS if (challenge / s).is_dir())
 
 
 def read_names(path: Path) -> list[str]:
@@ -110,10 +111,9 @@ def _walk(top: Path, max_depth: int = MAX_DEPTH) -> _Found:
     """One bounded walk collecting every kind of release part; crop roots and challenge folders are not entered."""
     found = _Found()
     base = len(top.parts)
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, dirnames, filenames in walk(top):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        for name in filenames:
             low = name.lower()
             if low.endswith(VIDEO_EXTS):
                 found.media.append(here / name)
@@ -161,7 +161,7 @@ def _crop_folders(roots: list[Path], dups: dict[str, list[str]]) -> dict[str, Pa
     seen: dict[str, list[Path]] = {}
     for root in roots:
         with os.scandir(root) as it:
-            names = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+            names = sorted(e.name for e in it if e.is_dir() and not hidden(e.name))
         for name in names:
             if _is_crop_folder(str(root / name)):
                 seen.setdefault(name, []).append(root / name)
@@ -255,5 +255,5 @@ def annotation_items(lay: Layout) -> dict[str, list[tuple[str, str, Path]]]:
         items = out.setdefault(t, [])
         for sub, role in SPLIT_FOLDERS.items():
             if (d / sub).is_dir():
-                items += [(p.stem, role, p) for p in sorted((d / sub).glob("*.txt"))]
+                items += [(p.stem, role, p) for p in visible(d / sub, ".txt")]
     return out

@@ -59,14 +59,23 @@ def _safe_globals() -> list:
     keep their ``argparse.Namespace`` under ``args``; other trainers store numpy scalars and arrays
     (epoch, best score, numpy RNG state: this project's own resume files before they were made plain).
     Rebuilding a numpy array runs no code of the file's choosing (``weights_only`` still vets its contents).
+    numpy 2 moved ``numpy.core`` to ``numpy._core``; a pickle names the module of the numpy that wrote it,
+    so both names are allowed, each bound to the installed numpy's function (``(object, name)`` entries).
     """
     import argparse
 
     import numpy as np
 
     core = getattr(np, "_core", None) or np.core  # numpy 2 | 1
+    moved = [(f, f"{module}.multiarray.{f.__name__}") for f in (core.multiarray.scalar, core.multiarray._reconstruct)
+             for module in ("numpy.core", "numpy._core")]
     dtypes = {type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint32", "uint8", "bool")}
-    return [argparse.Namespace, core.multiarray.scalar, core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+    return [argparse.Namespace, *moved, np.ndarray, np.dtype, *dtypes]
+
+
+def _global_name(entry: Any) -> str:
+    """The pickle name an allow-list entry admits: ``module.qualname``, or the name of an ``(object, name)`` pair."""
+    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
 
 
 _TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("abawkit_trust_checkpoints", default=False)
@@ -90,7 +99,7 @@ def trusted() -> bool:
 
 def _unsafe_globals(path: Path, exc: Exception) -> str:
     """The globals a file needs beyond the allow-list, read without running them (for the error line)."""
-    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _safe_globals()}
+    allowed = {_global_name(g) for g in _safe_globals()}
     with contextlib.suppress(Exception):
         found = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
         if found:

@@ -151,7 +151,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
 def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, last: Path) -> Any:
     """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
     from abawkit.data.augment import BatchAugment
-    from abawkit.data.faces import eval_loader
+    from abawkit.data.faces import collate_faces, eval_loader
     from abawkit.engine import fit
     from abawkit.losses import class_weights, task_loss
     from abawkit.metrics import score
@@ -181,7 +181,7 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, la
 
     scale = layer_decay(model, cfg.model.layer_decay) if cfg.model.layer_decay < 1 else None
     return fit(model, loss_fn, data["train"], cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
-               checkpoint_path=last, run=st, lr_scale=scale, batch_transform=BatchAugment(model.arch.img_size, True))
+               checkpoint_path=last, run=st, lr_scale=scale, collate_fn=collate_faces, batch_transform=BatchAugment(model.arch.img_size, True))
 
 
 def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, result: Any) -> None:

@@ -89,12 +89,13 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
     import torch
 
     from abawkit.data.augment import denormalize, to_model_input
+    from abawkit.data.faces import collate_faces
     from abawkit.runs import atomic_path
 
     n = min(n, len(dataset))
     device = next(model.parameters()).device
-    items = [dataset[i] for i in range(n)]
-    imgs, params = (torch.stack([it[k] for it in items]).to(device) for k in (0, 1))  # uint8 [n, 3, D, D], [n, 8]
+    imgs, params, _ = collate_faces([dataset[i] for i in range(n)])  # uint8 [n, 3, D, D], [n, 9]
+    imgs, params = imgs.to(device), params.to(device)
     imgs = to_model_input(imgs, params, model.arch.img_size, train=False)
     model.eval()
     with torch.random.fork_rng(devices=[]):
@@ -117,7 +118,7 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     """Pre-train and write the stage folder; returns the metrics."""
     from abawkit import distributed
     from abawkit.data.augment import BatchAugment
-    from abawkit.data.faces import FaceCrops
+    from abawkit.data.faces import FaceCrops, collate_faces
     from abawkit.engine import fit, seed_everything
     from abawkit.models.checkpoints import save_checkpoint
     from abawkit.runs import stage
@@ -133,7 +134,7 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
         seed_everything(cfg.seed)
         model = build_mae(cfg.model)
         data = FaceCrops(paths, model.arch.img_size, True, min_scale=cfg.data.min_scale, jitter=cfg.data.jitter)
-        result = fit(model, mae_loss, data, cfg.train, seed=cfg.seed, checkpoint_path=last, run=st,
+        result = fit(model, mae_loss, data, cfg.train, seed=cfg.seed, checkpoint_path=last, run=st, collate_fn=collate_faces,
                      batch_transform=BatchAugment(model.arch.img_size, train=True))
         losses = [h["loss"] for h in result.history]
         st.metrics.update(images=len(paths), steps=result.steps, epochs=len(losses), final_loss=losses[-1],
