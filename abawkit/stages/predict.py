@@ -385,14 +385,15 @@ def _with_all_columns(df: pd.DataFrame, tasks: tuple[str, ...]) -> pd.DataFrame:
 
 
 def expand_videos(paths: list[Path]) -> list[Path]:
-    """Files as given, folders -> their video files (recursive, sorted, hidden ones skipped); one line per problem."""
+    """Files as given, folders -> their video files (recursive through symlinked folders, sorted, hidden
+    and macOS ``._*`` files skipped, as ``files.walk`` lists a release); one line per problem."""
     from abawkit.data.media import VIDEO_EXTS
+    from abawkit.files import walk
 
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = [Path(d) / f for d, _, names in walk(p) for f in names if Path(f).suffix.lower() in VIDEO_EXTS]
             if not found:
                 raise AbawError(f"{p}: no video files ({', '.join(VIDEO_EXTS)}) in this folder")
             out += found
