@@ -85,21 +85,28 @@ class Fbank:
 
     n_mels: int = 64
     name: str = "fbank"
+    chunk: int = 6000  # windows per kaldi call (60 s): its [T, 512] spectra of a whole long track need GBs
 
     @property
     def dim(self) -> int:
         return self.n_mels
 
     def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows are independent (per-window DC removal and pre-emphasis), so chunks of whole windows
+        give the same rows as one call, with memory bounded by ``chunk``."""
         from torchaudio.compliance import kaldi
 
         if len(wave) < 400:  # shorter than one window
             return np.zeros((0, self.dim), np.float32), np.zeros(0)
-        x = torch.from_numpy(wave).unsqueeze(0) * 32768.0  # kaldi expects int16-scaled samples
-        fb = kaldi.fbank(x, num_mel_bins=self.n_mels, sample_frequency=SAMPLE_RATE, dither=0.0,
-                         frame_length=25.0, frame_shift=10.0, snip_edges=True)  # [T, n_mels]
-        times = np.arange(fb.shape[0]) * 0.010 + 0.0125  # window centres
-        return fb.numpy(), times
+        n = (len(wave) - 400) // 160 + 1  # 25 ms windows every 10 ms, edges snipped
+        parts = []
+        for k0 in range(0, n, self.chunk):
+            k1 = min(n, k0 + self.chunk)
+            x = torch.from_numpy(wave[160 * k0:160 * (k1 - 1) + 400]).unsqueeze(0) * 32768.0  # int16 scale
+            parts.append(kaldi.fbank(x, num_mel_bins=self.n_mels, sample_frequency=SAMPLE_RATE, dither=0.0,
+                                     frame_length=25.0, frame_shift=10.0, snip_edges=True).numpy())  # [K, n_mels]
+        times = np.arange(n) * 0.010 + 0.0125  # window centres
+        return np.concatenate(parts), times
 
 
 def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float,
