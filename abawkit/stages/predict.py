@@ -47,6 +47,7 @@ class PredictConfig:
     max_gap: int = 15  # most frames between two detections of one face still bridged
     min_score: float = 0.9  # detector confidence a face needs
     batch_size: int = 64  # face crops per encoder batch
+    threads: int = 0  # torch CPU threads; 0 = torch's default (tiny models run faster on 1)
     smooth: bool = True  # apply <workdir>/smooth/<task>/policy.json when present
 
 
@@ -417,6 +418,10 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
     check(cfg)
     todo = expand_videos([videos] if isinstance(videos, (str, Path)) else list(videos))
     workdir, device = Path(workdir), resolve_device(cfg.device)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     models = Models(workdir, cfg, device)
     for t in cfg.tasks:  # fail on a missing model before any video is read
         for fold in models.folds(t):
