@@ -98,3 +98,14 @@ def test_vggish_shapes_and_weight_loading(tmp_path):
     ext = build_audio_extractor("vggish", tmp_path / "vggish.pt", hop_s=0.24)
     feats = extract_frames(ext, tone_wav(tmp_path / "a.wav", 1.5, 0.2), n_frames=30, fps=25.0)
     assert feats.shape == (30, 129) and feats[:, -1].all()
+
+
+def test_fbank_in_chunks_equals_one_pass():
+    """Long tracks are cut into chunks of whole windows (bounded memory) without changing a row."""
+    from abawkit.features.audio import Fbank
+
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 * 3 + 123).astype(np.float32)
+    whole, t1 = Fbank(n_mels=32, chunk=10**9)(wave)
+    parts, t2 = Fbank(n_mels=32, chunk=37)(wave)
+    assert whole.shape == parts.shape == (299, 32) and np.array_equal(t1, t2)
+    assert np.allclose(whole, parts, atol=1e-4)

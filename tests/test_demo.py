@@ -161,3 +161,87 @@ def test_predict_missing_video_is_one_line_error(demo_run, tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path / "nope.mp4"), "--workdir", str(work)])
     assert result.exit_code == 2
     assert "nope.mp4: video file not found" in result.output and "Traceback" not in result.output
+
+
+def _predict(work, recipe, *args):
+    return runner.invoke(app, ["predict", *map(str, args), "--workdir", str(work), "--recipe", str(recipe)])
+
+
+def test_predict_folder_no_face_and_face_leaving(demo_run, tmp_path):
+    """Frames without a face: face 0 and empty cells; a folder gives one output per video; reruns skip."""
+    from videos import clip
+
+    work, recipe, _ = demo_run
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip(folder / "sky.mp4", [("sky", 20)])
+    clip(folder / "leaves.mp4", [("face", 15), ("cartoon", 15)])
+    (folder / "._leaves.mp4").write_bytes(b"\0\5\26\7")  # macOS AppleDouble: not a video
+    result = _predict(work, recipe, folder)
+    assert result.exit_code == 0, result.output
+    assert "[1/2]" in result.output and "[2/2]" in result.output and "0/20" in result.output
+    sky = pd.read_csv(work / "predict" / "sky" / "predictions.csv")
+    assert len(sky) == 20 and (sky["face"] == 0).all()
+    assert sky[["valence", "arousal", "AU1", "p_Neutral"]].isna().all().all() and sky["expression"].isna().all()
+    df = pd.read_csv(work / "predict" / "leaves" / "predictions.csv")
+    face = df["face"].to_numpy() == 1
+    assert len(df) == 30 and not face[15:].any() and face[:15].sum() >= 10  # detect_every 5: the last 4 may go
+    assert df.loc[face, ["valence", "AU12", "expression"]].notna().all().all()
+    assert df.loc[~face, ["valence", "AU12", "expression"]].isna().all().all()
+    assert (work / "predict" / "leaves" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    again = _predict(work, recipe, folder)
+    assert again.exit_code == 0 and again.output.count("skip") == 2, again.output
+    filled = _predict(work, recipe, folder / "leaves.mp4", "--fill", "nearest", "--force")
+    assert filled.exit_code == 0, filled.output
+    nd = pd.read_csv(work / "predict" / "leaves" / "predictions.csv")
+    last = int(np.flatnonzero(face)[-1])
+    assert nd["valence"].notna().all() and (nd["valence"][last:] == nd["valence"][last]).all()
+    assert (nd["face"] == df["face"]).all()  # filled cells still say there was no face
+
+
+def test_predict_all_faces_one_row_per_face(demo_run, tmp_path):
+    from videos import clip
+
+    work, recipe, _ = demo_run
+    video = clip(tmp_path / "pair.mp4", [("faces2", 10)], w=480, h=200)
+    result = _predict(work, recipe, video, "--faces", "all")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(work / "predict" / "pair" / "predictions.csv")
+    assert sorted(df["face_id"].unique().tolist()) == [0, 1] and len(df) == 20
+    assert (df.groupby("frame").size() == 2).all() and df["valence"].notna().all()
+
+
+def test_predict_fold_all_averages_the_folds(demo_run, tmp_path):
+    from videos import clip
+
+    work, recipe, _ = demo_run
+    video = clip(tmp_path / "f.mp4", [("face", 8)])
+    va = {}
+    for fold in ("0", "1", "all"):
+        result = _predict(work, recipe, video, "--fold", fold, "--set", "smooth=false", "--set", "tasks=['va']", "--force")
+        assert result.exit_code == 0, result.output
+        va[fold] = pd.read_csv(work / "predict" / "f" / "predictions.csv")[["valence", "arousal"]].to_numpy()
+    assert not np.allclose(va["0"], va["1"])
+    assert np.allclose(va["all"], (va["0"] + va["1"]) / 2, atol=2e-4)
+
+
+def test_predict_device_cuda_without_a_gpu_is_one_line_error(demo_run, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    work, recipe, _ = demo_run
+    result = _predict(work, recipe, tmp_path, "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.gpu
+def test_predict_on_the_gpu(demo_run, tmp_path):
+    from videos import clip
+
+    work, recipe, _ = demo_run
+    video = clip(tmp_path / "g.mp4", [("face", 10), ("sky", 5)])
+    result = _predict(work, recipe, video, "--device", "cuda")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(work / "predict" / "g" / "predictions.csv")
+    assert df["face"].tolist()[10:] == [0] * 5 and df.loc[df["face"] == 1, "valence"].notna().all()

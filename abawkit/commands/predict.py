@@ -14,26 +14,33 @@ from abawkit.commands._options import (
 
 @friendly
 def predict(
-    video: Annotated[Path, typer.Argument(help="Any video file (mp4, avi, ...).")],
+    videos: Annotated[list[Path], typer.Argument(help="Video files (mp4, mov, avi, mkv, webm) and/or folders of them.")],
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
     model: Annotated[Optional[str], typer.Option(help="tmf (with audio) or frame (fine-tuned encoder).")] = None,
-    detector: Annotated[Optional[str], typer.Option(help="Face detector: mtcnn (Haar fallback) | haar.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Face detector: mtcnn (Haar fallback) | haar (no landmarks, so never aligned).")] = None,
+    align: Annotated[Optional[str], typer.Option(help="5pt (MTCNN's five landmarks onto a 112 px template) | none.")] = None,
+    faces: Annotated[Optional[str], typer.Option(help="largest (one row per frame) | all (one row per frame per tracked face, with face_id).")] = None,
+    fill: Annotated[Optional[str], typer.Option(help="Frames without a face: none (empty cells) | nearest (nearest face frame's prediction, the ABAW convention).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda.")] = None,
+    fold: Annotated[Optional[str], typer.Option(help="all (average every trained fold) | a fold number.")] = None,
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
     trust_checkpoint: Trust = False,
 ) -> None:
-    """Per-frame AUs, expression and valence/arousal for a video, with a workspace's trained models.
+    """Per-frame AUs, expression and valence/arousal for videos, with a workspace's trained models.
 
-    Writes <workdir>/predict/<video>/predictions.csv (one row per frame) and timeline.png.
+    Writes <workdir>/predict/<video>/predictions.csv (one row per frame, empty cells where there is no
+    face) and timeline.png for each video; videos already done are skipped (--force redoes them).
     """
     from abawkit.config import load_config
     from abawkit.stages.predict import PredictConfig, run
 
-    cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model, detector=detector)
+    cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model, detector=detector, align=align,
+                      faces=faces, fill=fill, device=device, fold=fold)
     with checkpoint_trust(trust_checkpoint):
-        run(video, workdir, cfg, force=force)
+        run(videos, workdir, cfg, force=force)
 
 
 def register(app: typer.Typer) -> None:

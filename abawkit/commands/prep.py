@@ -18,6 +18,7 @@ def prep(
     workdir: Workdir = DEFAULT_WORKDIR,
     size: Annotated[Optional[int], typer.Option(help="Side of face crops made from raw videos.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Face detector for raw videos: mtcnn (Haar fallback) | haar.")] = None,
+    align: Annotated[Optional[str], typer.Option(help="Crops from raw videos: 5pt (MTCNN's five landmarks onto a 112 px template) | none.")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
@@ -31,7 +32,7 @@ def prep(
     from abawkit.config import load_config
     from abawkit.stages import prep as stage
 
-    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, detector=detector, seed=seed,
+    cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, detector=detector, align=align, seed=seed,
                       annotations=str(annotations.resolve()) if annotations else None,
                       crops=[str(p.resolve()) for p in crops] if crops else None,
                       videos=[str(p.resolve()) for p in videos] if videos else None)

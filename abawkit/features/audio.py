@@ -57,9 +57,12 @@ def interp_rows(times: np.ndarray, feats: np.ndarray, t: np.ndarray) -> np.ndarr
     return (1 - w) * feats[lo] + w * feats[hi]
 
 
-def align_to_frames(feats: np.ndarray, times: np.ndarray, duration: float, n_frames: int, fps: float) -> np.ndarray:
-    """[T, D] features at ``times`` -> [n_frames, D + 1] at frame times, last column = audio-present flag."""
-    t = frame_times(n_frames, fps)
+def align_to_frames(feats: np.ndarray, times: np.ndarray, duration: float, n_frames: int, fps: float,
+                    frame_t: np.ndarray | None = None) -> np.ndarray:
+    """[T, D] features at ``times`` -> [n_frames, D + 1] at frame times, last column = audio-present flag.
+
+    Frame times are ``frame_t`` [n_frames] (each frame's timestamp: variable frame rates) or n / fps."""
+    t = frame_times(n_frames, fps) if frame_t is None else np.asarray(frame_t, np.float64)
     covered = t < duration
     out = np.zeros((n_frames, feats.shape[1] + 1), dtype=np.float32)
     if len(times) and covered.any():
@@ -83,30 +86,38 @@ class Fbank:
 
     n_mels: int = 64
     name: str = "fbank"
+    chunk: int = 6000  # windows per kaldi call (60 s): its [T, 512] spectra of a whole long track need GBs
 
     @property
     def dim(self) -> int:
         return self.n_mels
 
     def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows are independent (per-window DC removal and pre-emphasis), so chunks of whole windows
+        give the same rows as one call, with memory bounded by ``chunk``."""
         from torchaudio.compliance import kaldi
 
         if len(wave) < 400:  # shorter than one window
             return np.zeros((0, self.dim), np.float32), np.zeros(0)
-        x = torch.from_numpy(wave).unsqueeze(0) * 32768.0  # kaldi expects int16-scaled samples
-        fb = kaldi.fbank(x, num_mel_bins=self.n_mels, sample_frequency=SAMPLE_RATE, dither=0.0,
-                         frame_length=25.0, frame_shift=10.0, snip_edges=True)  # [T, n_mels]
-        times = np.arange(fb.shape[0]) * 0.010 + 0.0125  # window centres
-        return fb.numpy(), times
+        n = (len(wave) - 400) // 160 + 1  # 25 ms windows every 10 ms, edges snipped
+        parts = []
+        for k0 in range(0, n, self.chunk):
+            k1 = min(n, k0 + self.chunk)
+            x = torch.from_numpy(wave[160 * k0:160 * (k1 - 1) + 400]).unsqueeze(0) * 32768.0  # int16 scale
+            parts.append(kaldi.fbank(x, num_mel_bins=self.n_mels, sample_frequency=SAMPLE_RATE, dither=0.0,
+                                     frame_length=25.0, frame_shift=10.0, snip_edges=True).numpy())  # [K, n_mels]
+        times = np.arange(n) * 0.010 + 0.0125  # window centres
+        return np.concatenate(parts), times
 
 
-def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float) -> np.ndarray:
-    """Features of one video at its frame times: [n_frames, dim + 1]; no audio -> zeros, flag 0."""
+def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames: int, fps: float,
+                   frame_t: np.ndarray | None = None) -> np.ndarray:
+    """Features of one video at its frame times (``frame_t`` or n / fps): [n_frames, dim + 1]; no audio -> zeros, flag 0."""
     if audio is None or (isinstance(audio, float) and np.isnan(audio)) or not Path(audio).is_file():
         return np.zeros((n_frames, extractor.dim + 1), np.float32)
     wave = load_audio(audio)
     feats, times = extractor(wave)
-    return align_to_frames(feats, times, len(wave) / SAMPLE_RATE, n_frames, fps)
+    return align_to_frames(feats, times, len(wave) / SAMPLE_RATE, n_frames, fps, frame_t)
 
 
 def build_audio_extractor(

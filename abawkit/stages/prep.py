@@ -5,7 +5,8 @@ Finds the release's parts wherever they unpacked (``data/discover.py``; ``--anno
 crops or a raw video to detect faces in, reads the annotations (``data/release.py``) and writes
 ``frames.parquet``, ``videos.parquet`` and ``splits.parquet`` (``data/tables.py`` documents them),
 ``audio/<source>.wav`` (16 kHz mono), ``crops/<video>/NNNNN.jpg`` for videos without a crop
-folder (face detection on the raw video), and ``summary.json`` (the folders used, per task and split
+folder (faces detected, tracked and aligned in the raw video; a frame without a face gets no crop,
+as in the organisers' ``cropped_aligned``, so it takes the nearest face frame's features), and ``summary.json`` (the folders used, per task and split
 how many videos have crops / only a raw video / audio, the folds). A release that would give videos
 without frames or faces is an error, never an empty dataset. Paths stored are absolute and
 point at the finished ``prep/`` folder.
@@ -31,7 +32,8 @@ class PrepConfig:
     crops: tuple[str, ...] = ()  # crop roots (folders of per-video crop folders); empty = found under release
     videos: tuple[str, ...] = ()  # folders holding raw videos; empty = found under release
     size: int = 112  # side of crops made from raw videos
-    detector: str = "mtcnn"  # mtcnn (Haar fallback) | haar
+    detector: str = "mtcnn"  # mtcnn (Haar fallback) | haar (no landmarks: crops not aligned)
+    align: str = "5pt"  # crops from raw videos: 5pt (five landmarks onto a template) | none (square around the box)
     audio_rate: int = 16000
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -80,8 +82,9 @@ def release_crops(names, lay) -> dict:
 
 
 def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -> tuple[dict, dict]:
-    """Faces detected in the raw videos of ``detect``: crop index per video, detection counts."""
+    """Faces detected in the raw videos of ``detect``: crop index per video, {video: {frames, detected}}."""
     from abawkit.console import progress
+    from abawkit.data.facetrack import TrackSettings
     from abawkit.data.media import FaceDetector, crop_video
     from abawkit.data.release import list_crops
 
@@ -89,15 +92,30 @@ def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -
     if not detect:
         return crops, stats
     det = FaceDetector(cfg.detector)
+    settings = TrackSettings(align=cfg.align)
     with progress(transient=True) as bar:
         job = bar.add_task("detect faces", total=len(detect))
         for v in detect:
             half = "left" if v.endswith("_left") else "right" if v.endswith("_right") else None
-            stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half)
+            stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half, settings=settings)
             run.log("crops", video=v, **stats[v])
             crops[v] = (str(final / "crops" / v), *list_crops(run.dir / "crops" / v))
             bar.advance(job)
     return crops, stats
+
+
+def show_detected(stats: dict[str, dict], detector: str, align: str) -> None:
+    """Frames with a face per raw video (only those frames have a crop), and what alignment was used."""
+    from abawkit.console import console, table
+
+    if not stats:
+        return
+    rows = [(v, s["frames"], s["detected"], f"{s['detected'] / max(s['frames'], 1):.0%}") for v, s in sorted(stats.items())]
+    rows.append(("all", sum(r[1] for r in rows), sum(r[2] for r in rows), ""))
+    console.print(table("faces in raw videos", ["video", "frames", "frames with a face", "share"], rows))
+    if detector == "haar" and align == "5pt":
+        console.print("[yellow]note:[/] the Haar detector gives no landmarks: its crops are squares around the box, "
+                      "not aligned", soft_wrap=True)
 
 
 def extract_audio_all(infos: dict, run, final: Path, rate: int) -> dict[str, str | None]:
@@ -212,6 +230,9 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     from abawkit.runs import stage, write_json, write_parquet
     from abawkit.stages.split import show, write_splits
 
+    from abawkit.data.align import check_align
+
+    check_align(cfg.align)
     root = Path(cfg.release)
     with stage(workdir, "prep", cfg, seed=cfg.seed, force=force) as run_:
         final = run_.final_dir.resolve()
@@ -229,6 +250,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         show_found(lay, cover)
         run_.add_input("release", root)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
+        show_detected(det, cfg.detector, cfg.align)
         crops.update(made)
         audio = extract_audio_all(infos, run_, final, cfg.audio_rate)
         frames = rel.build_frames(n_frames, crops, anns, tests)

@@ -1,0 +1,275 @@
+"""Faces in a video: detect on downscaled frames, link detections into tracks, cut crops at full size.
+
+Two streaming passes over the video, so memory does not grow with its length:
+
+1. ``scan_video`` decodes every frame (keeping only its timestamp), and on every ``every``-th
+   frame (and the last) runs the detector on a copy downscaled to ``detect_size`` px, in batches.
+   It keeps the detections (boxes, scores, five landmarks), in full-frame pixels.
+2. ``link`` associates the detections of successive detection frames into tracks (Hungarian
+   assignment on 1 - IoU, scipy's ``linear_sum_assignment``). Between two detections of one track
+   at most ``max_gap`` frames apart, boxes and landmarks are interpolated: those frames count as
+   tracked with confidence. Anything else (no detection, a track that ends) is a frame without a face.
+3. ``cut_faces`` decodes again and cuts each face from the full-resolution frame: aligned with its
+   five landmarks (``data.align``), or a square around its box when there are none (Haar) or
+   ``align="none"``.
+
+A frame without a face gets no crop (the organisers' convention for ``cropped_aligned``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+FACE_MODES = ("largest", "all")
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    every: int = 1  # run the detector on every Nth frame; track in between
+    detect_size: int = 640  # longest side of the frame the detector sees
+    max_gap: int = 10  # most frames between two detections of one face still bridged
+    min_score: float = 0.9  # detector confidence a face needs (MTCNN's probability)
+    min_iou: float = 0.2  # overlap a detection needs with a track's last box to continue it
+    align: str = "5pt"  # 5pt | none
+    faces: str = "largest"  # largest (one face per frame) | all (every tracked face)
+    batch: int = 16  # detection frames per detector call
+
+
+@dataclass
+class Detections:
+    """The faces found in one frame: boxes [K, 4] (x1, y1, x2, y2), scores [K], landmarks [K, 5, 2] or None."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def keep(self, mask: np.ndarray) -> "Detections":
+        return Detections(self.boxes[mask], self.scores[mask], None if self.landmarks is None else self.landmarks[mask])
+
+    def scaled(self, sx: float, sy: float, dx: float = 0.0) -> "Detections":
+        """Coordinates multiplied by (sx, sy) after shifting x by ``dx`` (detector frame -> full frame)."""
+        s = np.array([sx, sy], np.float32)
+        boxes = ((self.boxes.reshape(-1, 2, 2) + [dx, 0]) * s).reshape(-1, 4)
+        lm = None if self.landmarks is None else (self.landmarks + [dx, 0]) * s
+        return Detections(boxes.astype(np.float32), self.scores, None if lm is None else lm.astype(np.float32))
+
+
+@dataclass
+class FaceTrack:
+    """One face over consecutive frames [T]: boxes [T, 4], landmarks [T, 5, 2] or None, detected [T] bool."""
+
+    id: int
+    frames: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray | None
+    detected: np.ndarray
+
+
+@dataclass
+class FaceRows:
+    """The faces to crop, one row per (frame, face), sorted by frame then face id."""
+
+    frame: np.ndarray  # [M] 0-based frame index
+    face_id: np.ndarray  # [M]
+    boxes: np.ndarray  # [M, 4]
+    landmarks: np.ndarray | None  # [M, 5, 2]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+@dataclass
+class Scan:
+    """What the first pass learnt: each frame's time (s) [n] and the detections by frame index."""
+
+    times: np.ndarray
+    dets: dict[int, Detections] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.times)
+
+
+def check_faces_mode(mode: str) -> str:
+    from abawkit.errors import AbawError
+
+    if mode not in FACE_MODES:
+        raise AbawError(f"faces {mode!r}: expected {' or '.join(FACE_MODES)}")
+    return mode
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes a [A, 4] and b [B, 4]: [A, B]."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def link(dets: dict[int, Detections], max_gap: int, min_iou: float = 0.2) -> list[FaceTrack]:
+    """Detections by frame -> tracks, each bridged (interpolated) over gaps of at most ``max_gap`` frames."""
+    from scipy.optimize import linear_sum_assignment
+
+    done: list[list] = []
+    live: list[list] = []  # each: [(frame, box [4], landmarks [5, 2] | None), ...]
+    for f in sorted(dets):
+        d = dets[f]
+        done += [t for t in live if f - t[-1][0] > max_gap]
+        live = [t for t in live if f - t[-1][0] <= max_gap]
+        taken: set[int] = set()
+        if live and len(d.boxes):
+            cost = 1 - iou(np.stack([t[-1][1] for t in live]), d.boxes)
+            for i, j in zip(*linear_sum_assignment(cost)):
+                if cost[i, j] <= 1 - min_iou:
+                    live[i].append((f, d.boxes[j], None if d.landmarks is None else d.landmarks[j]))
+                    taken.add(int(j))
+        live += [[(f, d.boxes[j], None if d.landmarks is None else d.landmarks[j])]
+                 for j in range(len(d.boxes)) if j not in taken]
+    raw = sorted(done + live, key=lambda t: (t[0][0], float(t[0][1][0])))
+    return [_bridge(k, t) for k, t in enumerate(raw)]
+
+
+def _bridge(track_id: int, points: list) -> FaceTrack:
+    """Interpolate boxes (and landmarks) linearly between a track's detections."""
+    det_frames = np.array([p[0] for p in points])
+    frames = np.arange(det_frames[0], det_frames[-1] + 1)
+    boxes = np.stack([np.interp(frames, det_frames, np.array([p[1][c] for p in points])) for c in range(4)], axis=1)
+    lm = None
+    if all(p[2] is not None for p in points):
+        flat = np.stack([p[2].reshape(-1) for p in points])  # [D, 10]
+        lm = np.stack([np.interp(frames, det_frames, flat[:, c]) for c in range(10)], axis=1).reshape(-1, 5, 2)
+    return FaceTrack(track_id, frames, boxes.astype(np.float32), None if lm is None else lm.astype(np.float32),
+                     np.isin(frames, det_frames))
+
+
+def select(tracks: list[FaceTrack], mode: str) -> FaceRows:
+    """Rows to crop: every tracked face per frame (``all``), or the one with the largest box (``largest``)."""
+    if not tracks:
+        return FaceRows(np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4), np.float32), None)
+    frame = np.concatenate([t.frames for t in tracks])
+    face_id = np.concatenate([np.full(len(t.frames), t.id) for t in tracks])
+    boxes = np.concatenate([t.boxes for t in tracks])
+    has_lm = all(t.landmarks is not None for t in tracks)
+    lm = np.concatenate([t.landmarks for t in tracks]) if has_lm else None
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((face_id, frame)) if mode == "all" else np.lexsort((-area, frame))
+    if mode == "largest":  # first row of each frame in (frame, -area) order
+        first = np.ones(len(order), bool)
+        first[1:] = frame[order][1:] != frame[order][:-1]
+        order = order[first]
+    return FaceRows(frame[order], face_id[order], boxes[order], None if lm is None else lm[order])
+
+
+def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = None,
+               clock: dict[str, float] | None = None) -> Scan:
+    """First pass: frame times and detections on every ``s.every``-th frame (and the last).
+
+    ``clock["detect"]`` accumulates the seconds spent downscaling and in the detector."""
+    from abawkit.data.media import iter_video
+
+    times: list[float] = []
+    batch: list[tuple[int, np.ndarray, tuple]] = []
+    scan = Scan(np.zeros(0))
+    last = None
+
+    clock = {} if clock is None else clock
+
+    def flush() -> None:
+        with _timed(clock, "detect"):
+            for (k, _, geo), d in zip(batch, detector.detect_faces([b[1] for b in batch], min_face(batch[0][2]))):
+                scan.dets[k] = d.keep(d.scores >= s.min_score).scaled(*geo[:3])
+        batch.clear()
+
+    def min_face(geo: tuple) -> int:
+        """The detector's smallest face, given in px at ``detect_size``, for a frame that was not
+        downscaled that far (a small video): the same share of the frame, at least MTCNN's 12 px."""
+        return max(12, int(round(detector.min_face * geo[3] / s.detect_size)))
+
+    def add(k: int, frame) -> None:
+        with _timed(clock, "detect"):
+            small = _small(frame, s.detect_size, half)
+        if batch and batch[-1][1].shape != small[0].shape:  # a resolution change: MTCNN batches one size
+            flush()
+        batch.append((k, *small))
+        if len(batch) >= s.batch:
+            flush()
+
+    for k, (t, frame) in enumerate(iter_video(path)):
+        times.append(t)
+        last = (k, frame)
+        if k % s.every == 0:
+            add(k, frame)
+            last = None
+    if last is not None:  # the last frame is always looked at, so tracks do not stop short of the end
+        add(*last)
+    if batch:
+        flush()
+    scan.times = np.array(times, np.float64)
+    return scan
+
+
+def _small(frame, detect_size: int, half: str | None) -> tuple[np.ndarray, tuple[float, float, float, int]]:
+    """The detector's RGB view [h, w, 3] of an ``av.VideoFrame`` and (sx, sy, dx) back to full-frame px,
+    plus the longest side of the whole downscaled frame."""
+    w, h = frame.width, frame.height
+    scale = min(1.0, detect_size / max(w, h))
+    dw, dh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
+    img = frame.to_ndarray(format="rgb24") if (dw, dh) == (w, h) else \
+        frame.reformat(width=dw, height=dh, format="rgb24").to_ndarray()
+    dx = 0
+    if half == "left":
+        img = img[:, : dw // 2]
+    elif half == "right":
+        img, dx = img[:, dw // 2:], dw // 2
+    return np.ascontiguousarray(img), (w / dw, h / dh, float(dx), max(dw, dh))
+
+
+def cut_faces(path: str | Path, rows: FaceRows, size: int, align: str,
+              write: Callable[[int, int, np.ndarray], None], clock: dict[str, float] | None = None) -> None:
+    """Second pass: for every row, the face cut from its full-resolution frame -> ``write(frame, face_id, crop)``.
+
+    ``clock["crop"]`` accumulates the seconds spent cutting and writing."""
+    from abawkit.data.align import align_face
+    from abawkit.data.media import iter_video, square_crop
+
+    if not len(rows):
+        return
+    starts = np.searchsorted(rows.frame, np.arange(rows.frame.max() + 2))
+    for k, (_, frame) in enumerate(iter_video(path)):
+        if k > rows.frame[-1]:
+            break
+        lo, hi = starts[k], starts[k + 1]
+        if lo == hi:
+            continue
+        img = frame.to_ndarray(format="rgb24")  # [H, W, 3]
+        with _timed({} if clock is None else clock, "crop"):
+            for r in range(lo, hi):
+                if align == "5pt" and rows.landmarks is not None:
+                    crop = align_face(img, rows.landmarks[r], size)
+                else:
+                    crop = square_crop(img, rows.boxes[r], size)
+                write(k, int(rows.face_id[r]), crop)
+
+
+def find_faces(path: str | Path, detector, s: TrackSettings, half: str | None = None,
+               clock: dict[str, float] | None = None) -> tuple[Scan, FaceRows]:
+    """Pass 1 + linking: frame times and the face rows to crop."""
+    scan = scan_video(path, detector, s, half, clock)
+    tracks = link(scan.dets, max(s.max_gap, s.every), s.min_iou)
+    return scan, select(tracks, s.faces)
+
+
+@contextlib.contextmanager
+def _timed(clock: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        clock[key] = clock.get(key, 0.0) + time.perf_counter() - t0
