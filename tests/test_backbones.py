@@ -256,16 +256,14 @@ def test_finetune_init_and_extract_with_a_dinov2_folder(prep_workspace, tmp_path
     store = open_store(work, "dinov2")
     assert store.dim == 256 and store.info()["settings"]["mean"] == list(IMAGENET[0])
     # predict re-runs the recorded extractor (arch, img_size, pool) on a clip's crops: the same rows
-    from pathlib import Path
-
     from abawkit.data.tables import load_prep
-    from abawkit.stages.predict import Clip, feature_part
+    from abawkit.stages.predict import Models, PredictConfig, vision_part
 
     frames = load_prep(work).frames
     video = sorted(frames["video"].unique())[1]
     rows = frames[(frames["video"] == video) & frames["crop"].notna()].sort_values("frame")
-    clip = Clip(Path(video), len(rows), 25.0, list(rows["crop"].astype(str)), None)
-    again = feature_part(work, "dinov2", clip).astype(np.float32)
+    models = Models(work, PredictConfig(), torch.device("cpu"))
+    again = vision_part(models, "dinov2", list(rows["crop"].astype(str)))
     stored = store.read(video, int((frames["video"] == video).sum()))[rows["frame"].to_numpy() - 1].astype(np.float32)
     assert again.shape == (len(rows), 256) and np.allclose(again, stored, atol=2e-2)
 
