@@ -157,3 +157,18 @@ def test_prep_rejects_an_unknown_align(tmp_path):
     result = CliRunner().invoke(app, ["prep", "--release", str(tmp_path), "-w", str(tmp_path / "w"), "--align", "3pt"])
     assert result.exit_code == 2 and "align '3pt': expected 5pt or none" in result.output
     assert not (tmp_path / "w" / "prep").exists()
+
+
+def test_a_haar_hit_leaves_the_other_frames_aligned():
+    """A frame MTCNN missed and the Haar fallback found has no landmarks: only the frames that need it are
+    cut as squares, not the whole video (one fallback hit used to drop alignment for every crop)."""
+    from abawkit.data.facetrack import Detections, link, select
+
+    box, one = np.array([[10, 10, 50, 50]], np.float32), np.ones(1, np.float32)
+    lm = np.arange(10, dtype=np.float32).reshape(1, 5, 2)
+    dets = {0: Detections(box, one, lm), 4: Detections(box, one, None), 8: Detections(box, one, lm + 4),
+            12: Detections(box, one, lm + 8)}
+    rows = select(link(dets, max_gap=15), "largest")
+    aligned = [rows.has_landmarks(r) for r in range(len(rows))]
+    assert aligned == [True] + [False] * 7 + [True] * 5  # frames 1-7 border the Haar hit; 8-12 do not
+    assert rows.unaligned() == 7 and np.allclose(rows.landmarks[10], (lm[0] + 4 + lm[0] + 8) / 2)

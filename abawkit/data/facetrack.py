@@ -62,7 +62,8 @@ class Detections:
 
 @dataclass
 class FaceTrack:
-    """One face over consecutive frames [T]: boxes [T, 4], landmarks [T, 5, 2] or None, detected [T] bool."""
+    """One face over consecutive frames [T]: boxes [T, 4], landmarks [T, 5, 2] (NaN where missing) or None,
+    detected [T] bool."""
 
     id: int
     frames: np.ndarray
@@ -78,10 +79,17 @@ class FaceRows:
     frame: np.ndarray  # [M] 0-based frame index
     face_id: np.ndarray  # [M]
     boxes: np.ndarray  # [M, 4]
-    landmarks: np.ndarray | None  # [M, 5, 2]
+    landmarks: np.ndarray | None  # [M, 5, 2]; NaN in rows without (Haar fallback hits)
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def has_landmarks(self, r: int) -> bool:
+        return self.landmarks is not None and bool(np.isfinite(self.landmarks[r]).all())
+
+    def unaligned(self) -> int:
+        """Rows that have no landmarks, so that ``align = 5pt`` cuts them as squares around the box."""
+        return sum(not self.has_landmarks(r) for r in range(len(self)))
 
 
 @dataclass
@@ -142,9 +150,13 @@ def _bridge(track_id: int, points: list) -> FaceTrack:
     frames = np.arange(det_frames[0], det_frames[-1] + 1)
     boxes = np.stack([np.interp(frames, det_frames, np.array([p[1][c] for p in points])) for c in range(4)], axis=1)
     lm = None
-    if all(p[2] is not None for p in points):
-        flat = np.stack([p[2].reshape(-1) for p in points])  # [D, 10]
-        lm = np.stack([np.interp(frames, det_frames, flat[:, c]) for c in range(10)], axis=1).reshape(-1, 5, 2)
+    has = np.array([p[2] is not None for p in points])  # [D]: a Haar fallback hit has no landmarks
+    if has.any():
+        flat = np.stack([p[2].reshape(-1) for p in points if p[2] is not None])  # [D', 10]
+        lm = np.stack([np.interp(frames, det_frames[has], flat[:, c]) for c in range(10)], axis=1).reshape(-1, 5, 2)
+        before = np.searchsorted(det_frames, frames, side="right") - 1  # the detections around each frame
+        after = np.minimum(np.searchsorted(det_frames, frames), len(det_frames) - 1)
+        lm[~(has[before] & has[after])] = np.nan  # only between two detections with landmarks
     return FaceTrack(track_id, frames, boxes.astype(np.float32), None if lm is None else lm.astype(np.float32),
                      np.isin(frames, det_frames))
 
@@ -156,8 +168,10 @@ def select(tracks: list[FaceTrack], mode: str) -> FaceRows:
     frame = np.concatenate([t.frames for t in tracks])
     face_id = np.concatenate([np.full(len(t.frames), t.id) for t in tracks])
     boxes = np.concatenate([t.boxes for t in tracks])
-    has_lm = all(t.landmarks is not None for t in tracks)
-    lm = np.concatenate([t.landmarks for t in tracks]) if has_lm else None
+    lm = None  # rows without landmarks (Haar hits, or none at all) are NaN: cut as squares, not aligned
+    if any(t.landmarks is not None for t in tracks):
+        lm = np.concatenate([np.full((len(t.frames), 5, 2), np.nan, np.float32) if t.landmarks is None
+                             else t.landmarks for t in tracks])
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.lexsort((face_id, frame)) if mode == "all" else np.lexsort((-area, frame))
     if mode == "largest":  # first row of each frame in (frame, -area) order
@@ -251,7 +265,7 @@ def cut_faces(path: str | Path, rows: FaceRows, size: int, align: str,
         img = frame.to_ndarray(format="rgb24")  # [H, W, 3]
         with _timed({} if clock is None else clock, "crop"):
             for r in range(lo, hi):
-                if align == "5pt" and rows.landmarks is not None:
+                if align == "5pt" and rows.has_landmarks(r):
                     crop = align_face(img, rows.landmarks[r], size)
                 else:
                     crop = square_crop(img, rows.boxes[r], size)

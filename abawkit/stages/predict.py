@@ -117,9 +117,9 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector) -> Clip:
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     scan, rows = find_faces(video, detector, s, _half(video), clock)
-    if cfg.align == "5pt" and rows.landmarks is None and len(rows):
-        console.print("[yellow]note:[/] the Haar detector gives no landmarks: crops are squares around the box, "
-                      "not aligned", soft_wrap=True)
+    if cfg.align == "5pt" and (n := rows.unaligned()):
+        console.print(f"[yellow]note:[/] {n}/{len(rows)} faces were found by the Haar detector, which gives no "
+                      "landmarks: those crops are squares around the box, not aligned", soft_wrap=True)
     (folder / "crops").mkdir(parents=True, exist_ok=True)
     crops = [str(folder / "crops" / _crop_name(k, f, cfg.faces)) for k, f in zip(rows.frame, rows.face_id)]
     cut_faces(video, rows, cfg.size, cfg.align,
