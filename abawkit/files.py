@@ -22,7 +22,7 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _key(path: str) -> tuple[int, int] | None:
+def folder_key(path: str) -> tuple[int, int] | None:
     """(st_dev, st_ino) of the folder ``path`` points at, or None when it cannot be read (dangling link)."""
     try:
         st = os.stat(path)
@@ -36,11 +36,11 @@ def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
 
     Callers may prune ``dirnames`` in place, as with ``os.walk``. Both lists are sorted.
     """
-    seen = {_key(str(top))}
+    seen = {folder_key(str(top))}
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         keep = []
         for d in sorted(dirnames):
-            key = _key(os.path.join(dirpath, d))
+            key = folder_key(os.path.join(dirpath, d))
             if hidden(d) or key is None or key in seen:
                 continue
             seen.add(key)

@@ -158,6 +158,20 @@ def test_a_dangling_link_is_an_error_naming_the_link(tmp_path):
             fp(tmp_path)
 
 
+def test_a_link_cycle_is_listed_once(tmp_path):
+    """A release folder linked back to an ancestor (or to itself twice) is fingerprinted once, not until
+    ELOOP (which used to surface as a bogus "dangling symbolic link" ...a/up/a/up/...)."""
+    from abawkit.runs import content_sha256, listing_sha256
+
+    (tmp_path / "rel" / "a").mkdir(parents=True)
+    (tmp_path / "rel" / "a" / "x.txt").write_text("1")
+    plain = content_sha256(tmp_path / "rel")
+    (tmp_path / "rel" / "a" / "up").symlink_to("..")
+    (tmp_path / "rel" / "again").symlink_to("a")
+    assert content_sha256(tmp_path / "rel") == plain  # the links add no folder: each is entered once
+    assert len(listing_sha256(tmp_path / "rel")) == 64  # the folders' mtimes changed, so only: it ends
+
+
 def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     import os
 
