@@ -159,21 +159,34 @@ class HFAudio:
         self.dim = int(self.model.config.hidden_size)
 
     @torch.no_grad()
+    def window_features(self, piece: np.ndarray) -> np.ndarray:
+        """One chunk of samples -> [T, D] hidden states of ``self.layer``."""
+        if self.normalize:
+            piece = (piece - piece.mean()) / np.sqrt(piece.var() + 1e-7)
+        x = torch.from_numpy(np.ascontiguousarray(piece)).unsqueeze(0).to(self.device)
+        return self.model(x, output_hidden_states=True).hidden_states[self.layer][0].float().cpu().numpy()
+
     def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts, times = [], []
-        for start in range(0, len(wave), self.chunk):
-            piece = wave[start:start + self.chunk]
-            if len(piece) < 400:
-                break
-            if self.normalize:
-                piece = (piece - piece.mean()) / np.sqrt(piece.var() + 1e-7)
-            x = torch.from_numpy(np.ascontiguousarray(piece)).unsqueeze(0).to(self.device)
-            hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer][0]  # [T, D]
-            parts.append(hidden.float().cpu().numpy())
-            times.append(start / SAMPLE_RATE + self.OFFSET_S + self.STRIDE_S * np.arange(hidden.shape[0]))
-        if not parts:
-            return np.zeros((0, self.dim), np.float32), np.zeros(0)
-        return np.concatenate(parts), np.concatenate(times)
+        return by_window(wave, self.chunk, self.window_features, self.STRIDE_S, self.OFFSET_S, self.dim)
+
+
+def by_window(wave: np.ndarray, window: int, encode, stride_s: float, offset_s: float,
+              dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encode ``wave`` window by window (``window`` samples; a last piece under 25 ms is dropped):
+    features [T, dim] and their times (s) [T], row j of a window at ``start + offset_s + j * stride_s``.
+
+    Transformer encoders see bounded windows (memory, Whisper's 30 s), so long tracks go through in pieces."""
+    parts, times = [], []
+    for start in range(0, len(wave), window):
+        piece = wave[start:start + window]
+        if len(piece) < 400:
+            break
+        feats = encode(piece)  # [t, dim]
+        parts.append(feats)
+        times.append(start / SAMPLE_RATE + offset_s + stride_s * np.arange(len(feats)))
+    if not parts:
+        return np.zeros((0, dim), np.float32), np.zeros(0)
+    return np.concatenate(parts), np.concatenate(times)
 
 
 def _from_pretrained(cls: type, folder: Path) -> torch.nn.Module:
@@ -283,14 +296,4 @@ class WhisperAudio:
         return hidden[:keep].float().cpu().numpy()
 
     def __call__(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts, times = [], []
-        for start in range(0, len(wave), self.window):
-            piece = wave[start:start + self.window]
-            if len(piece) < 400:
-                break
-            feats = self.window_features(piece)
-            parts.append(feats)
-            times.append(start / SAMPLE_RATE + self.STRIDE_S * np.arange(len(feats)))
-        if not parts:
-            return np.zeros((0, self.dim), np.float32), np.zeros(0)
-        return np.concatenate(parts), np.concatenate(times)
+        return by_window(wave, self.window, self.window_features, self.STRIDE_S, 0.0, self.dim)
