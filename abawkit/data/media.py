@@ -182,10 +182,6 @@ class FaceDetector:
                     out[i] = Detections(boxes, np.ones(len(boxes), np.float32), None)
         return out
 
-    def detect(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Box [4] (x1, y1, x2, y2) of the largest face in each RGB frame [H, W, 3], or None."""
-        return [_largest(d.boxes) for d in self.detect_faces(frames)]
-
 
 def _fast_mtcnn_resample() -> None:
     """Make facenet-pytorch (2.5.3, pinned) resize with antialiased bilinear instead of ``mode="area"``.
@@ -206,14 +202,6 @@ def _none():  # -> Detections with no face
     from abawkit.data.facetrack import Detections
 
     return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-
-
-def _largest(boxes: np.ndarray | None) -> np.ndarray | None:
-    if boxes is None or len(boxes) == 0:
-        return None
-    boxes = np.asarray(boxes, np.float32)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return boxes[int(area.argmax())]
 
 
 def square_crop(frame: np.ndarray, box: np.ndarray | None, size: int, margin: float = 0.15) -> np.ndarray:
