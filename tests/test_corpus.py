@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.decode import decode_break
 from abawkit.data.media import extract_audio, iter_video, probe_video
 from abawkit.errors import AbawError
 from abawkit.features.audio import Fbank, extract_frames
@@ -41,6 +40,8 @@ def decoded(path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_clip_decodes_upright_on_a_clock_from_its_first_frame(corpus, name):
+    from abawkit.data.decode import decode_break
+
     spec, path = corpus[name]
     times, first = decoded(path)
     n = CUT.get(name, spec.n_frames)
@@ -80,9 +81,10 @@ def test_portrait_phone_clips_find_the_faces_of_their_upright_twin(corpus):
     assert found == dict.fromkeys(found, 30), found  # main: 30, 0, 0, 0
 
 
-def beep_rows(spec, path, wav, frame_t):
-    """Filter-bank rows at the frame times (predict: ``frame_t``; training: None, i / fps) -> (loud [n], flag [n])."""
-    feats = extract_frames(Fbank(), wav, len(frame_t), float(spec.fps), frame_t)
+def beep_rows(spec, n, wav, frame_t):
+    """Filter-bank rows of ``n`` frames at their times (predict: ``frame_t``; training: None, i / fps)
+    -> (loud [n], audio flag [n])."""
+    feats = extract_frames(Fbank(), wav, n, float(spec.fps), frame_t)
     energy = feats[:, :-1].mean(axis=1)
     return energy > (energy.min() + energy.max()) / 2, feats[:, -1]
 
@@ -101,7 +103,7 @@ def test_audio_rows_line_up_with_frames_in_predict_and_in_training(corpus, tmp_p
     wav = tmp_path / "a.wav"
     assert extract_audio(path, wav)
     for frame_t in (times, None):  # predict: each frame's time; `abaw extract audio`: i / fps
-        loud, flag = beep_rows(spec, path, wav, frame_t)
+        loud, flag = beep_rows(spec, len(times), wav, frame_t)
         assert aligned(times, loud), (name, np.flatnonzero(loud))
         assert flag[:-1].all()  # audio covers every frame (a cut file: all but its last)
 
