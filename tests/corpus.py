@@ -34,7 +34,8 @@ class Spec:
     size: tuple[int, int] = (192, 144)  # upright (display) width, height
     fps: int = 15
     seconds: float = SECONDS
-    start: float = 0.0  # first pts (s); the MPEG-TS muxer adds its own 1.4 s on top
+    start: float = 0.0  # first video pts (s)
+    audio_delay: float = 0.0  # the audio starts this much after the first frame (s; < 0: before it)
     audio: tuple[tuple[str, int, str], ...] = (("aac", 16000, "mono"),)
     rotation: tuple[int, bool, bool] = (0, False, False)  # display matrix: degrees ccw, hflip, vflip
     options: dict = field(default_factory=dict)  # container options
@@ -67,7 +68,8 @@ def specs() -> list[Spec]:
         Spec("mono8k.mp4", audio=(("aac", 8000, "mono"),), codecs="MP4 H.264 + AAC mono 8 kHz"),
         Spec("one_frame.mp4", seconds=1 / 15, audio=(), codecs="MP4 H.264, one frame"),
         Spec("truncated.mkv", codecs="MKV H.264 + AAC, cut at 60 %"),
-        Spec("truncated.mp4", options={"movflags": "faststart"}, codecs="MP4 H.264 + AAC, cut at 60 %"),
+        Spec("truncated.mp4", options={"movflags": "faststart"},
+             codecs="MP4 H.264 + AAC, cut at 60 % (index at the front)"),
     ]
 
 
@@ -96,7 +98,8 @@ def beep(rate: int, seconds: float, channels: int) -> np.ndarray:
 
 
 def write(path: Path, spec: Spec) -> Path:
-    """Encode ``spec``: video frames at ``start + i / fps``, each audio stream from ``start`` with the beep."""
+    """Encode ``spec``: video frames at ``start + i / fps``, each audio stream from
+    ``start + audio_delay`` with the beep."""
     import av
 
     with av.open(str(path), "w", options=spec.options) as box:
@@ -122,7 +125,7 @@ def write(path: Path, spec: Spec) -> Path:
             for a, wave in zip(streams, waves):
                 lo, hi = (int(round(k * a.rate / spec.fps)) for k in (i, i + 1))
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, lo:hi]), format="fltp", layout=a.layout.name)
-                af.sample_rate, af.pts, af.time_base = a.rate, int(round(spec.start * a.rate)) + lo, Fraction(1, a.rate)
+                af.sample_rate, af.pts, af.time_base = a.rate, int(round((spec.start + spec.audio_delay) * a.rate)) + lo, Fraction(1, a.rate)
                 box.mux(a.encode(af))
         box.mux(vs.encode(None))
         for a in streams:

@@ -89,10 +89,12 @@ def beep_rows(spec, n, wav, frame_t):
     return energy > (energy.min() + energy.max()) / 2, feats[:, -1]
 
 
-def aligned(times, loud, guard=0.04) -> bool:
-    """The loud rows are the frames inside the beep (``guard`` s of slack at its edges: the filter-bank window)."""
-    inside = (times >= BEEP[0] + guard) & (times < BEEP[1] - guard)
-    outside = (times < BEEP[0] - guard) | (times >= BEEP[1] + guard)
+def aligned(times, loud, guard=0.04, delay=0.0) -> bool:
+    """The loud rows are the frames inside the beep, ``delay`` s later (``guard`` s of slack at its edges:
+    the filter-bank window)."""
+    lo, hi = BEEP[0] + delay, BEEP[1] + delay
+    inside = (times >= lo + guard) & (times < hi - guard)
+    outside = (times < lo - guard) | (times >= hi + guard)
     return bool(loud[inside].all() and not loud[outside].any() and inside.any())
 
 
@@ -121,6 +123,19 @@ def test_a_clip_starting_late_gives_the_features_of_the_same_clip_starting_at_ze
         feats.append(extract_frames(Fbank(), wav, len(times), 15.0, times))
     assert feats[1][:, -1].all()
     assert np.allclose(feats[0], feats[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("delay", [0.3, -0.3])
+def test_audio_that_starts_after_or_before_the_first_frame_keeps_its_place(tmp_path, delay):
+    """One clock from the first frame: audio starting 0.3 s after it is preceded by silence in the WAV,
+    audio starting 0.3 s before it loses those 0.3 s, so the beep stays under the frames it was under."""
+    spec = Spec("d.mkv", start=1.0, audio_delay=delay)
+    path = write(tmp_path / spec.name, spec)
+    times, _ = decoded(path)
+    wav = tmp_path / "d.wav"
+    extract_audio(path, wav)
+    loud, _ = beep_rows(spec, len(times), wav, times)
+    assert aligned(times, loud, delay=delay), np.flatnonzero(loud)
 
 
 def test_a_file_cut_before_its_index_is_a_one_line_error(tmp_path):
