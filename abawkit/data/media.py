@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from abawkit.data.decode import display_filters, first_frame, iter_video  # noqa: F401 (iter_video: callers import it here)
+from abawkit.data.decode import display_filters, first_frame, iter_video
 from abawkit.errors import AbawError
 
 if TYPE_CHECKING:
