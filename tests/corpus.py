@@ -55,9 +55,9 @@ def specs() -> list[Spec]:
         Spec("portrait_rot90.mp4", size=portrait, rotation=(90, False, False), codecs="MP4 H.264 + AAC, rotate 90"),
         Spec("portrait_rot270.mov", size=portrait, rotation=(270, False, False), codecs="MOV H.264 + AAC, rotate 270"),
         Spec("portrait_mirror.mov", size=portrait, rotation=(90, True, False), codecs="MOV H.264 + AAC, rotate 90 + mirror"),
-        Spec("offset.ts", vcodec="mpeg2video", start=1.4, audio=(("mp2", 48000, "stereo"),),
+        Spec("offset_ts.ts", vcodec="mpeg2video", start=1.4, audio=(("mp2", 48000, "stereo"),),
              codecs="MPEG-TS MPEG-2 + MP2, starts at 1.4 s"),
-        Spec("offset.mkv", start=2.0, codecs="MKV H.264 + AAC, starts at 2 s"),
+        Spec("offset_mkv.mkv", start=2.0, codecs="MKV H.264 + AAC, starts at 2 s"),
         Spec("vp9_opus.webm", vcodec="libvpx-vp9", audio=(("libopus", 48000, "stereo"),), codecs="WebM VP9 + Opus"),
         Spec("mjpeg_pcm.avi", vcodec="mjpeg", pix_fmt="yuvj420p", audio=(("pcm_s16le", 16000, "mono"),),
              codecs="AVI MJPEG + PCM"),
@@ -67,8 +67,8 @@ def specs() -> list[Spec]:
         Spec("two_audio.mkv", audio=(("aac", 16000, "mono"), ("aac", 16000, "stereo")), codecs="MKV H.264 + 2 x AAC"),
         Spec("mono8k.mp4", audio=(("aac", 8000, "mono"),), codecs="MP4 H.264 + AAC mono 8 kHz"),
         Spec("one_frame.mp4", seconds=1 / 15, audio=(), codecs="MP4 H.264, one frame"),
-        Spec("truncated.mkv", codecs="MKV H.264 + AAC, cut at 60 %"),
-        Spec("truncated.mp4", options={"movflags": "faststart"},
+        Spec("truncated_mkv.mkv", codecs="MKV H.264 + AAC, cut at 60 %"),
+        Spec("truncated_mp4.mp4", options={"movflags": "faststart"},
              codecs="MP4 H.264 + AAC, cut at 60 % (index at the front)"),
     ]
 
@@ -145,4 +145,5 @@ def truncate(path: Path, keep: float) -> Path:
 def write_corpus(folder: Path) -> dict[str, tuple[Spec, Path]]:
     """Every clip of ``specs()`` into ``folder``: {name: (spec, path)}."""
     folder.mkdir(parents=True, exist_ok=True)
+    assert len({Path(s.name).stem for s in specs()}) == len(specs())  # predict's output folder is the stem
     return {s.name: (s, write(folder / s.name, s)) for s in specs()}

@@ -21,7 +21,7 @@ from corpus import BEEP, Spec, coded, specs, truncate, upright, write, write_cor
 
 runner = CliRunner()
 NAMES = [s.name for s in specs()]
-CUT = {"truncated.mkv": 15, "truncated.mp4": 13}  # frames before the break (measured once, checked below)
+CUT = {"truncated_mkv.mkv": 15, "truncated_mp4.mp4": 13}  # frames before the break (measured once, checked below)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def test_every_clip_decodes_upright_on_a_clock_from_its_first_frame(corpus, name
     times, first = decoded(path)
     n = CUT.get(name, spec.n_frames)
     assert len(times) == n
-    assert np.allclose(times, np.arange(n) / spec.fps, atol=2e-3)  # offset.ts / .mkv: pts start at 1.4 / 2 s
+    assert np.allclose(times, np.arange(n) / spec.fps, atol=2e-3)  # offset_ts / _mkv: pts start at 1.4 / 2 s
     assert first.shape == upright(spec, 0).shape
     assert np.abs(first.astype(int) - upright(spec, 0)).mean() < 6  # lossy codecs: a few grey levels
     info = probe_video(path)
@@ -172,19 +172,19 @@ def predict(work, path, *extra):
 
 
 def test_predict_keeps_the_frames_before_a_break_and_strict_fails(workspace, corpus):
-    _, path = corpus["truncated.mp4"]
+    _, path = corpus["truncated_mp4.mp4"]
     res = predict(workspace, path)
     assert res.exit_code == 0, res.output
     assert "decoding stopped at frame 14 (0.87 s) of 30" in " ".join(res.output.split())
-    df = pd.read_csv(workspace / "predict" / "truncated" / "predictions.csv")
+    df = pd.read_csv(workspace / "predict" / "truncated_mp4" / "predictions.csv")
     assert len(df) == 13 and df["face"].sum() == 13
     strict = predict(workspace, path, "--strict", "--force")
     assert strict.exit_code == 1 and "decoding stopped" in strict.output and "Traceback" not in strict.output
 
 
 def test_predict_gives_the_same_predictions_whatever_the_start_time(workspace, corpus, tmp_path):
-    """offset.mkv (pts from 2 s) and the same frames and audio from 0 s: the same CSV, times included."""
-    _, late = corpus["offset.mkv"]
+    """offset_mkv.mkv (pts from 2 s) and the same frames and audio from 0 s: the same CSV, times included."""
+    _, late = corpus["offset_mkv.mkv"]
     zero = write(tmp_path / "zero.mkv", Spec("zero.mkv"))
     dfs = []
     for path in (zero, late):
