@@ -27,6 +27,8 @@ def predict(
     sets: Sets = None,
     seed: Seed = None,
     force: Force = False,
+    strict: Annotated[bool, typer.Option("--strict", help="A video cut short or damaged is an error (exit 1); "
+                                         "without it predict keeps the frames before the break and warns.")] = False,
     trust_checkpoint: Trust = False,
 ) -> None:
     """Per-frame AUs, expression and valence/arousal for videos, with a workspace's trained models.
@@ -40,7 +42,7 @@ def predict(
     cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model, detector=detector, align=align,
                       faces=faces, fill=fill, device=device, fold=fold)
     with checkpoint_trust(trust_checkpoint):
-        run(videos, workdir, cfg, force=force)
+        run(videos, workdir, cfg, force=force, strict=strict)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from abawkit.data.decode import display_filters, first_frame, iter_video
 from abawkit.errors import AbawError
 
 if TYPE_CHECKING:
-    import av
-
     from abawkit.data.facetrack import Detections, TrackSettings
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -35,7 +34,8 @@ class VideoInfo:
 
 
 def probe_video(path: str | Path, count: bool = False) -> VideoInfo:
-    """Frame count, fps and audio presence; decodes to count frames only if the header lacks it."""
+    """Frame count, fps, audio presence and the size as shown (display matrix applied); demuxes to
+    count frames only if the header lacks it."""
     import av
 
     try:
@@ -47,33 +47,14 @@ def probe_video(path: str | Path, count: bool = False) -> VideoInfo:
             n = vs.frames
             if count or n <= 0:
                 n = sum(1 for _ in box.demux(vs) if _.size)
-            return VideoInfo(int(n), fps, bool(box.streams.audio), vs.width, vs.height)
+            w, h, has_audio = vs.width, vs.height, bool(box.streams.audio)
+        first = first_frame(path)
+        if first is not None and any(f == "transpose" for f, _ in display_filters(first)):
+            w, h = h, w  # shown turned by 90 or 270 degrees: the size a person sees
+        return VideoInfo(int(n), fps, has_audio, w, h)
     except AbawError:
         raise
     except Exception as exc:  # PyAV raises many types for broken files
-        raise AbawError(f"{path}: unreadable video ({type(exc).__name__}: {exc})") from None
-
-
-def iter_video(path: str | Path) -> Iterator[tuple[float, "av.VideoFrame"]]:
-    """(time in s, decoded ``av.VideoFrame``) in order, streaming: one frame in memory at a time.
-
-    The time is the frame's own timestamp (pts), so variable-frame-rate videos get true times; a
-    frame without one is placed one average frame interval after the previous frame."""
-    import av
-
-    try:
-        with av.open(str(path)) as box:
-            vs = box.streams.video[0]
-            vs.thread_type = "AUTO"  # frame + slice threads: the decoder keeps both cores busy
-            step = 1.0 / float(vs.average_rate or vs.guessed_rate or 30)
-            prev = None
-            for frame in box.decode(vs):
-                t = frame.time if frame.time is not None else (0.0 if prev is None else prev + step)
-                prev = t
-                yield float(t), frame
-    except AbawError:
-        raise
-    except Exception as exc:
         raise AbawError(f"{path}: unreadable video ({type(exc).__name__}: {exc})") from None
 
 
@@ -84,30 +65,49 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
-    """Decode the first audio stream to ``rate`` Hz mono float WAV; False if there is no audio."""
+    """Decode the first audio stream to ``rate`` Hz mono float WAV; False if there is no audio.
+
+    The WAV starts at the first video frame (``data.decode``'s clock): audio before it is dropped,
+    a later audio start is preceded by silence. Audio that breaks off (a cut file) ends there."""
     import av
     import soundfile as sf
 
     from abawkit.runs import atomic_path, write_error
 
-    chunks = []
     try:
         with av.open(str(path)) as box:
             if not box.streams.audio:
                 return False
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            for frame in box.decode(audio=0):
-                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+            samples, start = _decode_audio(box, rate)
     except Exception as exc:
         raise AbawError(f"{path}: unreadable audio ({type(exc).__name__}: {exc})") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)  # [T]
+    first = first_frame(path)
+    if start is not None and first is not None and first.time is not None:
+        shift = int(round((start - first.time) * rate))  # > 0: the audio starts after the first frame
+        samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
     with atomic_path(wav) as tmp:
         try:
             sf.write(str(tmp), samples, rate, format="WAV", subtype="FLOAT")
         except (RuntimeError, sf.LibsndfileError) as exc:
             raise write_error(wav, exc) from None
     return True
+
+
+def _decode_audio(box, rate: int) -> tuple[np.ndarray, float | None]:
+    """The first audio stream as mono float32 samples [T] at ``rate`` and its first timestamp (s)."""
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    chunks, start = [], None
+    try:
+        for frame in box.decode(audio=0):
+            start = frame.time if start is None else start
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    except Exception:  # noqa: BLE001 - a break after the first frame: keep what came before
+        if not chunks:
+            raise
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), start
 
 
 class FaceDetector:

@@ -5,7 +5,7 @@ every ``detect_every`` frames, tracks bridged in between, crops cut from the ful
 and aligned on MTCNN's five landmarks), extracts the audio track, runs the trained models of
 ``<workdir>`` (TMF with its own feature extractors, or the fine-tuned frame model; every finished
 fold averaged with ``fold = "all"``), smooths with the saved policy of each task, and writes
-``<workdir>/predict/<video>/``: ``predictions.csv`` (frame, time from the frame's timestamp,
+``<workdir>/predict/<video>/``: ``predictions.csv`` (frame, time from the frame's timestamp, 0 at the first frame,
 [face_id,] face, AUs, expression and its probabilities, valence, arousal), ``timeline.png``, and
 the crops and WAV it used.
 
@@ -63,6 +63,7 @@ class Clip:
     crops: list[str]  # [M] jpg per face row
     wav: Path | None
     timings: dict[str, float] = field(default_factory=dict)
+    stopped: str | None = None  # where a cut or damaged file stopped decoding (one line), None when whole
 
     @property
     def n_frames(self) -> int:
@@ -107,8 +108,12 @@ def resolve_device(name: str):  # -> torch.device
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def prepare(video: Path, folder: Path, cfg: PredictConfig, detector) -> Clip:
-    """Find, follow and crop the faces into ``folder/crops``, extract the audio; timings per step."""
+def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: bool = False) -> Clip:
+    """Find, follow and crop the faces into ``folder/crops``, extract the audio; timings per step.
+
+    A video that stops decoding before its header's end keeps the frames before the break, with a
+    one-line warning (``strict``: a one-line error, exit code 1)."""
+    from abawkit.data.decode import decode_break
     from abawkit.data.facetrack import TrackSettings, cut_faces, find_faces
     from abawkit.data.media import extract_audio, probe_video, write_crop
 
@@ -117,6 +122,10 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector) -> Clip:
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     scan, rows = find_faces(video, detector, s, _half(video), clock)
+    if (stopped := decode_break(video, scan.times)) and strict:
+        raise AbawError(stopped, code=1)
+    if stopped:
+        console.print(f"[yellow]warning:[/] {stopped}", soft_wrap=True, highlight=False)
     if cfg.align == "5pt" and (n := rows.unaligned()):
         console.print(f"[yellow]note:[/] {n}/{len(rows)} faces were found by the Haar detector, which gives no "
                       "landmarks: those crops are squares around the box, not aligned", soft_wrap=True)
@@ -134,7 +143,7 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector) -> Clip:
     n_face = len(np.unique(rows.frame))
     console.print(f"{video.name}: {scan.n_frames} frames ({fps:.2f} fps), {info.width}x{info.height}; "
                   f"a face in {n_face}/{scan.n_frames} frames", highlight=False)
-    return Clip(video, scan.times, fps, rows.frame, rows.face_id, crops, wav if has_audio else None, clock)
+    return Clip(video, scan.times, fps, rows.frame, rows.face_id, crops, wav if has_audio else None, clock, stopped)
 
 
 def _half(video: Path) -> str | None:
@@ -417,8 +426,11 @@ def expand_videos(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: bool = False) -> list[Path]:
-    """Predict every frame of each video (finished ones skipped); returns the CSV paths written."""
+def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: bool = False,
+        strict: bool = False) -> list[Path]:
+    """Predict every frame of each video (finished ones skipped); returns the CSV paths written.
+
+    ``strict``: a video that is cut short or damaged is an error (exit code 1), not a warning."""
     from abawkit.data.media import FaceDetector
     from abawkit.runs import StageDone
 
@@ -439,13 +451,13 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
     for i, video in enumerate(todo, 1):
         console.print(f"[bold]\\[{i}/{len(todo)}][/] {video}", highlight=False, soft_wrap=True)
         try:
-            written.append(run_one(video, models, detector, force))
+            written.append(run_one(video, models, detector, force, strict))
         except StageDone as done:
             console.print(f"[yellow]skip:[/] {done}", soft_wrap=True)
     return written
 
 
-def run_one(video: Path, models: Models, detector, force: bool = False) -> Path:
+def run_one(video: Path, models: Models, detector, force: bool = False, strict: bool = False) -> Path:
     """One video -> ``predict/<stem>/``; returns the CSV path."""
     from abawkit.runs import stage, write_text
 
@@ -455,7 +467,7 @@ def run_one(video: Path, models: Models, detector, force: bool = False) -> Path:
     with stage(workdir, f"predict/{video.stem}", cfg, seed=cfg.seed, force=force) as run_:
         run_.add_input("video", video)
         t0 = time.perf_counter()
-        clip = prepare(video, run_.dir, cfg, detector)
+        clip = prepare(video, run_.dir, cfg, detector, strict)
         df = predict_table(models, clip)
         clip.timings["encode"] = models.clock.get("encode", 0.0)
         clip.timings["temporal"] = clip.timings.pop("models", 0.0) - clip.timings["encode"]
@@ -466,7 +478,7 @@ def run_one(video: Path, models: Models, detector, force: bool = False) -> Path:
         clip.timings["total"] = time.perf_counter() - t0
         n_face = int(len(np.unique(clip.frame)))
         run_.metrics = {"frames": clip.n_frames, "frames_with_face": n_face, "faces": int(len(np.unique(clip.face_id))),
-                        "audio": clip.wav is not None, "seconds": float(clip.times[-1] - clip.times[0] + 1 / clip.fps)
+                        "audio": clip.wav is not None, "stopped": clip.stopped, "seconds": float(clip.times[-1] - clip.times[0] + 1 / clip.fps)
                         if clip.n_frames else 0.0, "timings": {k: round(v, 3) for k, v in clip.timings.items()}}
         out = run_.final_dir
     _summary(df, n_face, clip.n_frames)
