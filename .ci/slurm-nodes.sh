@@ -9,7 +9,8 @@
 #   slurm-nodes.sh up              bridge, namespaces, veths, hosts files (idempotent)
 #   slurm-nodes.sh start CONF      one slurmd per namespace not running yet (pid file SLURM_VAR/run/slurmd-<node>.pid,
 #                                 spool SLURM_VAR/spool/slurmd/<node>, as slurm-up.sh's slurm.conf says)
-#   slurm-nodes.sh down            stop those slurmd (by pid file), remove the namespaces and the bridge
+#   slurm-nodes.sh stop            stop those slurmd (by pid file)
+#   slurm-nodes.sh down            stop them, remove the namespaces, their hosts files and the bridge
 # Settings (env): SLURM_NODES (2), SLURM_NET (10.77.0: a free /24), SLURM_BRIDGE (abawbr0),
 # SLURM_NODE_PREFIX (abaw-n), SLURM_VAR (/var: pid files under SLURM_VAR/run).
 set -euo pipefail
@@ -53,7 +54,10 @@ up() {
   done
 }
 
-alive() { [ -s "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]; }
+alive() {  # pid file $1 names a live (not zombie) process called $2
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
 
 start() {
   mkdir -p "$var/run"
@@ -68,12 +72,18 @@ start() {
   done
 }
 
-down() {
+stop() {
   for n in $(names); do
     if alive "$var/run/slurmd-$n.pid" slurmd; then kill "$(cat "$var/run/slurmd-$n.pid")"; fi
   done
   for n in $(names); do
     for _ in $(seq 20); do alive "$var/run/slurmd-$n.pid" slurmd || break; sleep 0.5; done
+  done
+}
+
+down() {
+  stop
+  for n in $(names); do
     ip netns del "$n" 2>/dev/null || true
     ip link del "${n}-h" 2>/dev/null || true
     rm -rf "/etc/netns/$n"
@@ -85,6 +95,7 @@ case "${1:-}" in
   conf) conf ;;
   up) up ;;
   start) start "${2:?slurm-nodes.sh start CONF}" ;;
+  stop) stop ;;
   down) down ;;
-  *) echo "usage: slurm-nodes.sh conf|up|start CONF|down" >&2; exit 2 ;;
+  *) echo "usage: slurm-nodes.sh conf|up|start CONF|stop|down" >&2; exit 2 ;;
 esac

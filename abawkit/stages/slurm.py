@@ -10,6 +10,8 @@ callables, its own folder of results) would be a second record beside ``run/jobs
 Each job's script runs its command, then records what happened as files on the workspace's filesystem:
 ``run/exits/<slurm id>.json`` (exit code and wall time) and, for jobs without a stage manifest, the marker
 ``run/done/<job>``; ``plan.py`` reads states from them, so no clock of a compute node is compared.
+Every job is requeueable (``--requeue``): a node that fails under it puts it back in the queue under the same
+SLURM id, so its dependants keep waiting for it, and its log is appended to (``--open-mode=append``).
 Resources per stage come from ``run.toml``'s ``[slurm]`` table (its values, overridden by
 ``[slurm.<stage>]``); ``nodes`` / ``gpus_per_node`` run pretrain and finetune as ``srun`` + torchrun (DDP).
 
@@ -83,7 +85,8 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
     then its exit code and marker written as files on the workspace (durably, by ``abawkit.runs``)."""
     log = Path(workdir) / pl.RUN_DIR / "logs" / f"{job.slug}.log"
     lines = ["#!/bin/bash", f"#SBATCH --job-name=abaw:{job.id}", f"#SBATCH --output={log}",
-             f"#SBATCH --chdir={os.getcwd()}", "#SBATCH --kill-on-invalid-dep=yes"]
+             f"#SBATCH --chdir={os.getcwd()}", "#SBATCH --kill-on-invalid-dep=yes",
+             "#SBATCH --requeue", "#SBATCH --open-mode=append"]  # a node failure reruns the job, keeping its log
     lines += [f"#SBATCH --{k}={v}" for k, v in (("partition", res.partition), ("account", res.account),
                                                 ("time", res.time), ("mem", res.mem)) if v]
     ddp = job.stage in DDP_STAGES and ((res.nodes or 1) > 1 or (res.gpus_per_node or 0) > 0)
