@@ -70,10 +70,11 @@ fi
 if [ "$(id -u)" != 0 ]; then
   echo "slurm-up: needs root (apt-get, munge and slurm daemons)" >&2; exit 2
 fi
-if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
+if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null \
+    || ! command -v ip >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+  apt-get install -y -qq slurmctld slurmd slurm-client munge iproute2 >/dev/null
 fi
 
 alive() {  # pid file $1 names a live (not zombie) process called $2
