@@ -2,13 +2,15 @@
 # Compute nodes as network namespaces, so one machine holds a cluster of N nodes (used by slurm-up.sh when
 # SLURM_NODES > 1). Node i is the namespace <prefix>i with its own address <net>.(10+i) on a veth pair whose
 # host end sits on one bridge (<net>.1, where slurmctld listens), and its own hostname (a UTS namespace per
-# slurmd: jobs on it see that hostname). Names resolve through a hosts file per namespace
-# (/etc/netns/<ns>/hosts, bind-mounted over /etc/hosts in the slurmd's own mount namespace): the machine's /etc/hosts is not
-# touched. munge is shared through the filesystem: its unix socket under /run/munge works in every namespace.
+# slurmd: jobs on it see that hostname). Names resolve through a hosts file per namespace (/etc/netns/<ns>/hosts,
+# bind-mounted over /etc/hosts in the slurmd's own mount namespace): the machine's /etc/hosts is not
+# touched, and gloo binds to the address its hostname resolves to, the node's own. munge is shared through
+# the filesystem: its unix socket under /run/munge works in every namespace.
 #   slurm-nodes.sh conf            NodeName/PartitionName lines for slurm.conf (reads CPUS, MEM)
 #   slurm-nodes.sh up              bridge, namespaces, veths, hosts files (idempotent)
-#   slurm-nodes.sh start CONF      one slurmd per namespace not running yet (pid file SLURM_VAR/run/slurmd-<node>.pid,
-#                                 spool SLURM_VAR/spool/slurmd/<node>, as slurm-up.sh's slurm.conf says)
+#   slurm-nodes.sh start CONF      one slurmd per namespace not running yet (pid file
+#                                 SLURM_VAR/run/slurmd-<node>.pid, spool SLURM_VAR/spool/slurmd/<node>, as
+#                                 slurm-up.sh's slurm.conf says)
 #   slurm-nodes.sh stop            stop those slurmd (by pid file)
 #   slurm-nodes.sh down            stop them, remove the namespaces, their hosts files and the bridge
 # Settings (env): SLURM_NODES (2), SLURM_NET (10.77.0: a free /24), SLURM_BRIDGE (abawbr0),
@@ -42,9 +44,9 @@ up() {
     ip netns list | awk '{print $1}' | grep -qx "$n" || ip netns add "$n"
     if ! ip -n "$n" link show eth0 >/dev/null 2>&1; then  # veth: <node>-h on the bridge, eth0 inside
       ip link add "${n}-h" type veth peer name eth0 netns "$n"
-      ip link set "${n}-h" master "$br" up
       ip -n "$n" addr add "$(addr "$n")/24" dev eth0
     fi
+    ip link set "${n}-h" master "$br" up
     ip -n "$n" link set lo up
     ip -n "$n" link set eth0 up
     ip -n "$n" route replace default via "${net}.1"
@@ -56,7 +58,8 @@ up() {
 
 alive() {  # pid file $1 names a live (not zombie) process called $2
   local pid; pid=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] \
+    && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
 }
 
 start() {

@@ -79,7 +79,8 @@ fi
 
 alive() {  # pid file $1 names a live (not zombie) process called $2
   local pid; pid=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] \
+    && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
 }
 stop() {  # this cluster's daemons only, by pid file
   for pid in "$var"/run/slurmctld.pid "$var"/run/slurmd*.pid; do
@@ -111,7 +112,8 @@ else
 fi
 
 for _ in $(seq 60); do
-  for node in $(sinfo -h -N -o '%N %T' 2>/dev/null | awk '$2 ~ /down|drain/ {print $1}'); do  # e.g. left down by an earlier run
+  # e.g. a node left down by an earlier run
+  for node in $(sinfo -h -N -o '%N %T' 2>/dev/null | awk '$2 ~ /down|drain/ {print $1}'); do
     scontrol update nodename="$node" state=resume 2>/dev/null || true
   done
   if [ "$(responding)" -ge "$SLURM_NODES" ]; then
