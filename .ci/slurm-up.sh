@@ -5,17 +5,17 @@
 # slurm.conf (settings changed) restarts its daemons. Daemons are found by their pid files, so a second
 # cluster on other ports (another SLURM_CONF and SLURM_VAR) is never touched. The nodes' CPUs come from
 # nproc; accounting is off; jobs run as plain processes (proctrack/linuxproc, task/none), so it works in
-# a container without cgroups. SLURM_NODES=1: one slurmd on this host. SLURM_NODES=2 (or more): each slurmd
-# in its own network and UTS namespace (.ci/slurm-nodes.sh), slurmctld on the bridge between them.
+# a container without cgroups. SLURM_NODES=2 (the default; or more): each slurmd in its own network and UTS
+# namespace (.ci/slurm-nodes.sh), slurmctld on the bridge between them. SLURM_NODES=1: one slurmd on this host.
 # Jobs are requeued after a node failure (JobRequeue=1) and wait 30 s before they start again
 # (cred_expire; SLURM's default is 120 s); a node set down stays down until `scontrol update state=resume`
 # (ReturnToService=1: only a node that stopped answering comes back by itself).
-# Settings (env): SLURM_CONF (/etc/slurm/slurm.conf, as for every SLURM client), SLURM_NODES (1),
+# Settings (env): SLURM_CONF (/etc/slurm/slurm.conf, as for every SLURM client), SLURM_NODES (2),
 # SLURM_CLUSTER (abawkit-ci), SLURMCTLD_PORT (6817), SLURMD_PORT (6818), SLURM_VAR (/var: spool, logs and
 # pid files below it), and slurm-nodes.sh's SLURM_NET, SLURM_BRIDGE, SLURM_NODE_PREFIX.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-export SLURM_CONF=${SLURM_CONF:-/etc/slurm/slurm.conf} SLURM_NODES=${SLURM_NODES:-1} SLURM_VAR=${SLURM_VAR:-/var}
+export SLURM_CONF=${SLURM_CONF:-/etc/slurm/slurm.conf} SLURM_NODES=${SLURM_NODES:-2} SLURM_VAR=${SLURM_VAR:-/var}
 var=$SLURM_VAR
 host=$(hostname -s)
 cpus=$(nproc)
