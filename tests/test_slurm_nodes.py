@@ -8,6 +8,7 @@ Each submits through ``stages.slurm.submit`` (the batch script ``[slurm.pretrain
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,10 +29,28 @@ from test_torchrun import torchrun
 TWO_NODES = slurm.SlurmConfig(pretrain=slurm.Resources(nodes=2))
 
 
-def test_every_job_is_requeued_after_a_node_failure_and_keeps_its_log(tmp_path):
+def test_every_batch_script_asks_to_be_requeued_and_appends_to_its_log(tmp_path):
     script = slurm.batch_script(tmp_path, Job("prep", "prep", ("/py", "-m", "abawkit.cli", "prep")),
                                 ["/py", "-m", "abawkit.cli", "prep"], slurm.Resources(), threads=1)
     assert {"#SBATCH --requeue", "#SBATCH --open-mode=append"} <= set(script.splitlines())
+
+
+def test_a_requeued_job_is_queued_whatever_its_earlier_run_left(tmp_path, monkeypatch):
+    """A node failure may kill a run after ``srun`` returned and its exit file was written: while SLURM holds
+    the job again, and while it runs again, that file is not its end."""
+    jobs = [Job("pretrain", "pretrain", ("/py",)), Job("finetune", "finetune", ("/py",), ("pretrain",))]
+    record = {j.id: {"state": "queued", "slurm_id": str(i)} for i, j in enumerate(jobs, 1)}
+    (tmp_path / "run" / "exits").mkdir(parents=True)
+    (tmp_path / "run" / "exits" / "1.json").write_text('{"rc": 1, "wall_s": 5}')
+    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"1": "PENDING", "2": "PENDING"})
+    assert slurm.refresh(tmp_path, jobs, record) == {"pretrain": "queued", "finetune": "queued"}
+    assert record["pretrain"]["state"] == "queued"
+    stale = tmp_path / "run" / "exits" / "1.json"
+    probe = [sys.executable, "-c", f"import os, sys; sys.exit(os.path.exists({str(stale)!r}))"]
+    run_again = slurm.batch_script(tmp_path, jobs[0], probe, slurm.Resources(), threads=1)
+    env = {**os.environ, "SLURM_JOB_ID": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    assert subprocess.run(["bash", "-c", run_again], env=env, capture_output=True).returncode == 0  # gone while it runs
+    assert '"rc": 0' in stale.read_text()
 
 
 @pytest.fixture(scope="module")
