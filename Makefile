@@ -25,7 +25,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(ARGS)
 
-# The tests marked `slurm`, on a one-node SLURM cluster set up (as root) by .ci/slurm-up.sh.
+# The tests marked `slurm`, on a two-node SLURM cluster set up on this machine (as root) by .ci/slurm-up.sh.
 test-slurm: install
 	bash .ci/slurm-up.sh
 	$(BIN)/python -m pytest -m slurm $(ARGS)

@@ -10,6 +10,7 @@ wait. Work that ends a stage is shared out instead of left to rank 0 (``shard`` 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -55,6 +56,7 @@ def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, tor
     if env.world > 1 and not dist.is_initialized():
         timeout = timedelta(minutes=timeout_min or DEFAULT_TIMEOUT_MIN)
         dist.init_process_group(backend="nccl" if want_cuda else "gloo", timeout=timeout)
+        _say_where()
     env = info()
     if not env.is_main:  # one set of progress bars and tables per job, not one per rank
         from abawkit.console import console
@@ -64,6 +66,14 @@ def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, tor
         torch.cuda.set_device(env.local_rank)
         return env, torch.device("cuda", env.local_rank)
     return env, torch.device("cpu")
+
+
+def _say_where() -> None:
+    """Every rank, once: which host it runs on (a multi-node job's log shows where each rank ran)."""
+    from abawkit.console import console
+
+    console.print(f"rank {dist.get_rank()} of {dist.get_world_size()} on {socket.gethostname()}", markup=False,
+                  highlight=False)
 
 
 def barrier() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -40,6 +41,9 @@ def test_pretrain_under_torchrun_two_ranks(prep_workspace, tmp_path):
     assert m["steps"] == 3 and np.isfinite(m["final_loss"])
     assert read_json(d / "manifest.json")["status"] == "done"
     assert res.stdout.count("MAE pre-training") == 1  # only rank 0 prints
+    here = socket.gethostname()  # each rank says where it runs (a multi-node job's log shows both hosts)
+    said = sorted(line for line in res.stdout.splitlines() if line.startswith("rank "))
+    assert said == [f"rank {r} of 2 on {here}" for r in (0, 1)]
     state = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper never leaks into checkpoints
 

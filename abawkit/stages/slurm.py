@@ -10,6 +10,9 @@ callables, its own folder of results) would be a second record beside ``run/jobs
 Each job's script runs its command, then records what happened as files on the workspace's filesystem:
 ``run/exits/<slurm id>.json`` (exit code and wall time) and, for jobs without a stage manifest, the marker
 ``run/done/<job>``; ``plan.py`` reads states from them, so no clock of a compute node is compared.
+Every job is requeueable (``--requeue``): a node that fails under it puts it back in the queue under the same
+SLURM id, so its dependants keep waiting for it, and its log is appended to (``--open-mode=append``). An exit
+file an earlier run of a requeued job left is void: each run removes it first, and a pending job is queued.
 Resources per stage come from ``run.toml``'s ``[slurm]`` table (its values, overridden by
 ``[slurm.<stage>]``); ``nodes`` / ``gpus_per_node`` run pretrain and finetune as ``srun`` + torchrun (DDP).
 
@@ -83,7 +86,8 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
     then its exit code and marker written as files on the workspace (durably, by ``abawkit.runs``)."""
     log = Path(workdir) / pl.RUN_DIR / "logs" / f"{job.slug}.log"
     lines = ["#!/bin/bash", f"#SBATCH --job-name=abaw:{job.id}", f"#SBATCH --output={log}",
-             f"#SBATCH --chdir={os.getcwd()}", "#SBATCH --kill-on-invalid-dep=yes"]
+             f"#SBATCH --chdir={os.getcwd()}", "#SBATCH --kill-on-invalid-dep=yes",
+             "#SBATCH --requeue", "#SBATCH --open-mode=append"]  # a node failure reruns the job, keeping its log
     lines += [f"#SBATCH --{k}={v}" for k, v in (("partition", res.partition), ("account", res.account),
                                                 ("time", res.time), ("mem", res.mem)) if v]
     ddp = job.stage in DDP_STAGES and ((res.nodes or 1) > 1 or (res.gpus_per_node or 0) > 0)
@@ -97,7 +101,8 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
         lines.append(f"#SBATCH --gres=gpu:{res.gpus}")
     lines += ["set -u", f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} PYTHONUNBUFFERED=1",
               f"printf '%s\\n' {shlex.quote('$ ' + shlex.join(argv))}",
-              'echo "(SLURM job $SLURM_JOB_ID on $(hostname))"']
+              'echo "(SLURM job $SLURM_JOB_ID on $(hostname))"',  # a requeued run: the last run's exit is void
+              f'rm -f {shlex.quote(str(Path(workdir) / pl.RUN_DIR / "exits"))}/"$SLURM_JOB_ID.json"']
     if ddp:
         lines += ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                   "srun --kill-on-bad-exit=1 " + shlex.join([argv[0], "-m", "torch.distributed.run",
@@ -160,7 +165,8 @@ def refresh(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]
     for job_id, sid in subs.items():
         rec = record[job_id]
         exit_file = Path(workdir) / pl.RUN_DIR / "exits" / f"{sid}.json"
-        if queue.get(sid) in LIVE_STATES and not exit_file.exists():
+        # A job SLURM holds as pending was requeued if its exit file exists: that file is an earlier run's.
+        if queue.get(sid) in LIVE_STATES and (not exit_file.exists() or LIVE_STATES[queue[sid]] == "queued"):
             live[job_id] = LIVE_STATES[queue[sid]]
             rec["slurm_state"] = queue[sid]
         elif exit_file.exists():
