@@ -337,11 +337,12 @@ def task_columns(task_name: str, sm: np.ndarray, dec: np.ndarray) -> dict[str, n
 
 
 def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops: list[str]) -> pd.DataFrame:
-    """Rows of one face (``largest``: every frame; ``all``: the frames it is in), each task's columns."""
+    """Rows of one face, each task's columns: every frame with ``largest``, or with ``fill = "nearest"``
+    (frames without this face copy its nearest frame: a full timeline per track); else the frames it is in."""
     n, cfg = clip.n_frames, models.cfg
     present = np.zeros(n, bool)
     present[frames] = True
-    keep = present | (cfg.faces == "largest")
+    keep = present | (cfg.faces == "largest") | (cfg.fill == "nearest")
     df = pd.DataFrame({"frame": np.arange(1, n + 1), "time": clip.times.round(4)})
     if cfg.faces == "all":
         df["face_id"] = face
@@ -362,12 +363,13 @@ def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops:
 
 
 def predict_table(models: Models, clip: Clip) -> pd.DataFrame:
-    """The per-frame CSV: one row per frame (``largest``) or per frame and face (``all``); no-face frames empty."""
+    """The per-frame CSV: one row per frame (``largest``) or per frame and face (``all``); no-face frames empty
+    unless filled (``all`` + ``nearest``: every track has a row in every frame)."""
     cfg = models.cfg
     parts = [face_table(models, clip, f, fr, cr) for f, fr, cr in clip.people(cfg.faces) if len(fr)]
     seen = np.zeros(clip.n_frames, bool)
     seen[clip.frame] = True
-    if cfg.faces == "all" or not parts:  # frames without any face: one empty row each
+    if not parts or (cfg.faces == "all" and cfg.fill == "none"):  # frames without any face: one empty row each
         empty = pd.DataFrame({"frame": np.flatnonzero(~seen) + 1, "time": clip.times[~seen].round(4)})
         if cfg.faces == "all":
             empty["face_id"] = pd.array([pd.NA] * len(empty), dtype="Int64")
