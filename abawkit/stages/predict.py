@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from abawkit.console import console, table
+from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
 from abawkit.runs import MANIFEST, read_json
 
@@ -40,7 +41,7 @@ class PredictConfig:
     align: str = "5pt"  # 5pt (similarity onto a 112 px five-point template) | none (square around the box)
     faces: str = "largest"  # largest (one row per frame) | all (one row per frame per tracked face)
     fill: str = "none"  # none (no-face frames stay empty) | nearest (nearest face frame's prediction)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (devices.resolve_device)
     detect_every: int = 5  # run the detector on every Nth frame, track in between
     detect_size: int = 640  # longest side of the frame the detector sees
     min_face: int = 40  # smallest face the detector looks for, px in that frame (fewer pyramid levels: faster)
@@ -93,18 +94,7 @@ def check(cfg: PredictConfig) -> None:
         raise AbawError(f"detect_every must be >= 1 and detect_size >= 32, got {cfg.detect_every}, {cfg.detect_size}")
     check_align(cfg.align)
     check_faces_mode(cfg.faces)
-    resolve_device(cfg.device)
-
-
-def resolve_device(name: str):  # -> torch.device
-    """auto -> cuda when there is one, else cpu; cuda without a GPU is an error."""
-    import torch
-
-    if name not in ("auto", "cpu", "cuda"):
-        raise AbawError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AbawError("device cuda: no CUDA GPU is visible to torch (use --device cpu or auto)")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    resolve_device(cfg.device)  # cuda where torch sees none: an error before any video is read
 
 
 def prepare(video: Path, folder: Path, cfg: PredictConfig, detector) -> Clip:
