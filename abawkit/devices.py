@@ -60,7 +60,8 @@ def job_gpus(gpus: str | None, jobs: int, environ: Mapping[str, str] | None = No
         visible = visible_gpus(environ, dev)
         beyond = [g for g in ids if int(g) >= len(visible)]
         if beyond:
-            source = f"{CVD}={environ[CVD]}" if CVD in environ else f"{dev}/nvidia<N>, no {CVD} inherited"
+            source = f"{CVD}={environ[CVD]}" if CVD in environ else \
+                f"{dev}/nvidia<N>; no {CVD} inherited, which would name GPUs that have no such file"
             raise AbawError(f"--gpus {gpus}: GPU {beyond[0]} is not one of the {len(visible)} this process may use "
                             f"({source}); --gpus counts from 0 within those")
         return [visible[int(g)] for g in ids]
