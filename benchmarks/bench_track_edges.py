@@ -66,7 +66,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     det = FaceDetector("mtcnn", device="cpu", min_face=40)
-    ways = [("cadence 5", 5, False), ("cadence 5 + edges", 5, True)] + ([] if args.no_reference else [("every frame", 1, False)])
+    ways = [("cadence 5", 5, False), ("cadence 5 + edges", 5, True)]
+    ways += [] if args.no_reference else [("every frame", 1, False)]
     print("| video | way | frames | with a face | first..last | detector frames (edge) | calls | detect s | CPU s | held |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
