@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from abawkit.devices import resolve_device
 
 DEFAULT_TIMEOUT_MIN = 120.0
 
@@ -46,13 +47,15 @@ def info() -> DistInfo:
 
 
 def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, torch.device]:
-    """Initialise the process group when launched by torchrun; pick this rank's device.
+    """Initialise the process group when launched by torchrun; pick this rank's device
+    (``devices.resolve_device``: ``cuda`` where torch sees no GPU is an error).
 
     ``timeout_min`` (0 = ``DEFAULT_TIMEOUT_MIN``) applies to every collective of the group; the first
     call of a process decides it (stages call ``setup`` before the engine does).
     """
-    want_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     env = info()
+    dev = resolve_device(device, env.local_rank)  # cuda without a GPU: an error, not a CPU run
+    want_cuda = dev.type == "cuda"
     if env.world > 1 and not dist.is_initialized():
         timeout = timedelta(minutes=timeout_min or DEFAULT_TIMEOUT_MIN)
         dist.init_process_group(backend="nccl" if want_cuda else "gloo", timeout=timeout)
@@ -63,9 +66,8 @@ def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, tor
 
         console.quiet = True
     if want_cuda:
-        torch.cuda.set_device(env.local_rank)
-        return env, torch.device("cuda", env.local_rank)
-    return env, torch.device("cpu")
+        torch.cuda.set_device(dev)
+    return env, dev
 
 
 def _say_where() -> None:

@@ -111,7 +111,15 @@ def test_stale_jobs_are_redone_with_their_dependants(tmp_path):
     assert order(tmp_path) == ["b", "c"]
 
 
+def six_gpus(monkeypatch) -> None:
+    """The machine has GPUs 0-5 (``--gpus`` is checked against them)."""
+    from abawkit import devices
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda environ=None, dev=None: [str(i) for i in range(6)])
+
+
 def test_independent_jobs_run_side_by_side_with_their_own_gpu_and_threads(tmp_path, monkeypatch):
+    six_gpus(monkeypatch)
     monkeypatch.setenv("FAKE_WAIT_x", "y/manifest.json")  # x finishes only once y did: needs two slots at once
     jobs = [fake(tmp_path, "x"), fake(tmp_path, "y")]
     state = engine.execute(tmp_path, jobs, engine.slots("0,1", 1), threads=3)
@@ -130,7 +138,8 @@ def test_a_running_stage_shows_its_epoch_and_step(tmp_path):
     assert pl.progress(tmp_path, job) == "epoch 1 step 1990"
 
 
-def test_slots_and_threads_follow_the_options():
+def test_slots_and_threads_follow_the_options(monkeypatch):
+    six_gpus(monkeypatch)
     assert [s.device for s in engine.slots("2,5", 1)] == ["cuda:2", "cuda:5"]
     assert len(engine.slots(None, 3)) == 3
     cores = len(os.sched_getaffinity(0))

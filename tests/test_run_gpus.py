@@ -32,7 +32,9 @@ def test_without_inherited_list_gpus_are_the_device_files(tmp_path):
         (tmp_path / name).touch()
     assert visible_gpus({}, tmp_path) == ["0", "1", "2"]
     assert job_gpus(None, 2, {}, tmp_path) == ["0", "1"]
-    assert job_gpus("2,5", 1, {}, tmp_path) == ["2", "5"]  # no allotment: taken as given
+    assert job_gpus("2,0", 1, {}, tmp_path) == ["2", "0"]  # no allotment: the machine's GPUs
+    with pytest.raises(AbawError, match="GPU 5 is not one of the 3"):
+        job_gpus("2,5", 1, {}, tmp_path)  # main: taken as given, a slot for a GPU that is not there
     empty = tmp_path / "empty"
     empty.mkdir()
     assert job_gpus(None, 3, {}, empty) == [None, None, None]  # CPU slots

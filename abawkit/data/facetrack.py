@@ -4,7 +4,11 @@ Two streaming passes over the video, so memory does not grow with its length:
 
 1. ``scan_video`` decodes every frame (keeping only its timestamp), and on every ``every``-th
    frame (and the last) runs the detector on a copy downscaled to ``detect_size`` px, in batches.
-   It keeps the detections (boxes, scores, five landmarks), in full-frame pixels.
+   It keeps the detections (boxes, scores, five landmarks), in full-frame pixels. Where two successive
+   looks disagree (a face starts or ends between them) it also looks at the frames skipped in between,
+   held decoded since (at most ``hold_mb``), so a track's first and last frames are exact, not rounded
+   to the cadence: the extra detector work is per track edge (at most ``every - 1`` frames each), and no
+   frame is converted or decoded twice for it.
 2. ``link`` associates the detections of successive detection frames into tracks (Hungarian
    assignment on 1 - IoU, scipy's ``linear_sum_assignment``). Between two detections of one track
    at most ``max_gap`` frames apart, boxes and landmarks are interpolated: those frames count as
@@ -39,6 +43,8 @@ class TrackSettings:
     align: str = "5pt"  # 5pt | none
     faces: str = "largest"  # largest (one face per frame) | all (every tracked face)
     batch: int = 16  # detection frames per detector call
+    exact_edges: bool = True  # look at the skipped frames where a track starts or ends (exact first/last frame)
+    hold_mb: int = 64  # most MB of decoded frames held for that (a batch is answered early beyond it)
 
 
 @dataclass
@@ -94,10 +100,15 @@ class FaceRows:
 
 @dataclass
 class Scan:
-    """What the first pass learnt: each frame's time (s) [n] and the detections by frame index."""
+    """What the first pass learnt: each frame's time (s) [n] and the detections by frame index; how many
+    frames the detector saw at the cadence (``looked``) and around track edges (``refined``), and the most
+    decoded frames held at once (``peak_held``)."""
 
     times: np.ndarray
     dets: dict[int, Detections] = field(default_factory=dict)
+    looked: int = 0
+    refined: int = 0
+    peak_held: int = 0
 
     @property
     def n_frames(self) -> int:
@@ -183,50 +194,111 @@ def select(tracks: list[FaceTrack], mode: str) -> FaceRows:
 
 def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = None,
                clock: dict[str, float] | None = None) -> Scan:
-    """First pass: frame times and detections on every ``s.every``-th frame (and the last).
+    """First pass: frame times and detections on every ``s.every``-th frame (and the last), plus, with
+    ``s.exact_edges``, on the skipped frames between two looks that disagree (a face starts or ends there).
 
     ``clock["detect"]`` accumulates the seconds spent downscaling and in the detector."""
     from abawkit.data.media import iter_video
 
     times: list[float] = []
-    batch: list[tuple[int, np.ndarray, tuple]] = []
-    scan = Scan(np.zeros(0))
+    scanner = _Scanner(detector, s, half, {} if clock is None else clock)
     last = None
-
-    clock = {} if clock is None else clock
-
-    def flush() -> None:
-        with _timed(clock, "detect"):
-            for (k, _, geo), d in zip(batch, detector.detect_faces([b[1] for b in batch], min_face(batch[0][2]))):
-                scan.dets[k] = d.keep(d.scores >= s.min_score).scaled(*geo[:3])
-        batch.clear()
-
-    def min_face(geo: tuple) -> int:
-        """The detector's smallest face, given in px at ``detect_size``, for a frame that was not
-        downscaled that far (a small video): the same share of the frame, at least MTCNN's 12 px."""
-        return max(12, int(round(detector.min_face * geo[3] / s.detect_size)))
-
-    def add(k: int, frame) -> None:
-        with _timed(clock, "detect"):
-            small = _small(frame, s.detect_size, half)
-        if batch and batch[-1][1].shape != small[0].shape:  # a resolution change: MTCNN batches one size
-            flush()
-        batch.append((k, *small))
-        if len(batch) >= s.batch:
-            flush()
-
     for k, (t, frame) in enumerate(iter_video(path)):
         times.append(t)
         last = (k, frame)
         if k % s.every == 0:
-            add(k, frame)
+            scanner.look(k, frame)
             last = None
+        elif s.exact_edges:
+            scanner.hold(k, frame)
     if last is not None:  # the last frame is always looked at, so tracks do not stop short of the end
-        add(*last)
-    if batch:
-        flush()
-    scan.times = np.array(times, np.float64)
-    return scan
+        scanner.look(*last)
+    scanner.flush()
+    return Scan(np.array(times, np.float64), scanner.dets, scanner.looked, scanner.refined, scanner.peak_held)
+
+
+class _Scanner:
+    """Pass 1's detector work: looks wait in a batch (one detector call); the frames skipped since the last
+    answered look are held as decoded frames (no conversion, so no cost per frame) until the looks around
+    them are answered. Where two successive looks disagree (a face at one overlaps none at the other), a
+    track starts or ends in between: only those skipped frames are downscaled and looked at. The held
+    frames are bounded by ``s.hold_mb`` (the batch is answered early when they would exceed it), so memory
+    does not grow with the video's length."""
+
+    def __init__(self, detector, s: TrackSettings, half: str | None, clock: dict[str, float]) -> None:
+        self.detector, self.s, self.half, self.clock = detector, s, half, clock
+        self.dets: dict[int, Detections] = {}
+        self.looks: list[tuple[int, np.ndarray, tuple]] = []  # (frame, small RGB [h, w, 3], geometry)
+        self.held: dict[int, object] = {}  # frame -> av.VideoFrame skipped since the last answered look
+        self.held_bytes = 0
+        self.answered: int | None = None  # the last look the detector answered
+        self.looked = self.refined = self.peak_held = 0
+
+    def look(self, k: int, frame) -> None:
+        with _timed(self.clock, "detect"):
+            small = _small(frame, self.s.detect_size, self.half)
+        if self.looks and self.looks[-1][1].shape != small[0].shape:  # a resolution change: MTCNN batches one size
+            self.flush()
+        self.looks.append((k, *small))
+        if len(self.looks) >= self.s.batch or self.held_bytes > self.s.hold_mb * 2 ** 20:
+            self.flush()
+
+    def hold(self, k: int, frame) -> None:
+        self.held[k] = frame
+        self.held_bytes += sum(p.buffer_size for p in frame.planes)
+        self.peak_held = max(self.peak_held, len(self.held))
+
+    def flush(self) -> None:
+        """Answer the waiting looks, then look at the held frames of each window where they disagree."""
+        if not self.looks:
+            return
+        batch, self.looks = self.looks, []
+        self.dets.update(self._detect(batch))
+        self.looked += len(batch)
+        ks = [k for k, *_ in batch]
+        seq = ([] if self.answered is None else [self.answered]) + ks  # looks in order, with the last answered one
+        pairs = zip(seq[:-1], seq[1:])
+        todo = [j for a, b in pairs if b - a > 1 and _disagree(self.dets[a], self.dets[b], self.s.min_iou)
+                for j in range(a + 1, b) if j in self.held]
+        with _timed(self.clock, "detect"):
+            smalls = [(j, *_small(self.held[j], self.s.detect_size, self.half)) for j in todo]
+        for group in _same_size_chunks(smalls, self.s.batch):
+            self.dets.update(self._detect(group))
+        self.refined += len(todo)
+        self.answered = ks[-1]
+        for j in [j for j in self.held if j < self.answered]:
+            self.held_bytes -= sum(p.buffer_size for p in self.held.pop(j).planes)
+
+    def _detect(self, items: list[tuple[int, np.ndarray, tuple]]) -> dict[int, Detections]:
+        """Detections (scored >= ``min_score``) in full-frame px of downscaled frames of one size, one call."""
+        with _timed(self.clock, "detect"):
+            found = self.detector.detect_faces([it[1] for it in items], self._min_face(items[0][2]))
+        return {k: d.keep(d.scores >= self.s.min_score).scaled(*geo[:3]) for (k, _, geo), d in zip(items, found)}
+
+    def _min_face(self, geo: tuple) -> int:
+        """The detector's smallest face, given in px at ``detect_size``, for a frame that was not
+        downscaled that far (a small video): the same share of the frame, at least MTCNN's 12 px."""
+        return max(12, int(round(self.detector.min_face * geo[3] / self.s.detect_size)))
+
+
+def _disagree(a: Detections, b: Detections, min_iou: float) -> bool:
+    """True when a face at one look overlaps no face at the other: a track starts or ends between them."""
+    if not len(a.boxes) or not len(b.boxes):
+        return len(a.boxes) != len(b.boxes)
+    match = iou(a.boxes, b.boxes) >= min_iou  # [A, B]
+    return not (match.any(axis=1).all() and match.any(axis=0).all())
+
+
+def _same_size_chunks(items: list, size: int) -> Iterator[list]:
+    """Runs of at most ``size`` items whose images [h, w, 3] share a shape (one detector batch each)."""
+    chunk: list = []
+    for it in items:
+        if chunk and (len(chunk) >= size or chunk[-1][1].shape != it[1].shape):
+            yield chunk
+            chunk = []
+        chunk.append(it)
+    if chunk:
+        yield chunk
 
 
 def _small(frame, detect_size: int, half: str | None) -> tuple[np.ndarray, tuple[float, float, float, int]]:

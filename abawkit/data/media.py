@@ -125,11 +125,12 @@ class FaceDetector:
         self.kind, self.mtcnn, self._haar, self._no_haar = kind, None, None, False
         self.min_face = min_face  # px in the frame the detector sees; MTCNN's image pyramid starts there
         if kind == "mtcnn":
-            import torch
             from facenet_pytorch import MTCNN
 
+            from abawkit.devices import resolve_device
+
             _fast_mtcnn_resample()
-            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            device = str(resolve_device(device or "auto"))  # cuda without a GPU: an error, as in every stage
             self.mtcnn = MTCNN(keep_all=True, device=device, post_process=False, min_face_size=min_face)
         else:
             self._cascade()  # fail before any frame is read

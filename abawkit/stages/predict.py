@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from abawkit.console import console, table
+from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
 from abawkit.runs import MANIFEST, read_json
 
@@ -40,7 +41,7 @@ class PredictConfig:
     align: str = "5pt"  # 5pt (similarity onto a 112 px five-point template) | none (square around the box)
     faces: str = "largest"  # largest (one row per frame) | all (one row per frame per tracked face)
     fill: str = "none"  # none (no-face frames stay empty) | nearest (nearest face frame's prediction)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (devices.resolve_device)
     detect_every: int = 5  # run the detector on every Nth frame, track in between
     detect_size: int = 640  # longest side of the frame the detector sees
     min_face: int = 40  # smallest face the detector looks for, px in that frame (fewer pyramid levels: faster)
@@ -94,18 +95,7 @@ def check(cfg: PredictConfig) -> None:
         raise AbawError(f"detect_every must be >= 1 and detect_size >= 32, got {cfg.detect_every}, {cfg.detect_size}")
     check_align(cfg.align)
     check_faces_mode(cfg.faces)
-    resolve_device(cfg.device)
-
-
-def resolve_device(name: str):  # -> torch.device
-    """auto -> cuda when there is one, else cpu; cuda without a GPU is an error."""
-    import torch
-
-    if name not in ("auto", "cpu", "cuda"):
-        raise AbawError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AbawError("device cuda: no CUDA GPU is visible to torch (use --device cpu or auto)")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    resolve_device(cfg.device)  # cuda where torch sees none: an error before any video is read
 
 
 def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: bool = False) -> Clip:
@@ -346,11 +336,12 @@ def task_columns(task_name: str, sm: np.ndarray, dec: np.ndarray) -> dict[str, n
 
 
 def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops: list[str]) -> pd.DataFrame:
-    """Rows of one face (``largest``: every frame; ``all``: the frames it is in), each task's columns."""
+    """Rows of one face, each task's columns: every frame with ``largest``, or with ``fill = "nearest"``
+    (frames without this face copy its nearest frame: a full timeline per track); else the frames it is in."""
     n, cfg = clip.n_frames, models.cfg
     present = np.zeros(n, bool)
     present[frames] = True
-    keep = present | (cfg.faces == "largest")
+    keep = present | (cfg.faces == "largest") | (cfg.fill == "nearest")
     df = pd.DataFrame({"frame": np.arange(1, n + 1), "time": clip.times.round(4)})
     if cfg.faces == "all":
         df["face_id"] = face
@@ -371,12 +362,13 @@ def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops:
 
 
 def predict_table(models: Models, clip: Clip) -> pd.DataFrame:
-    """The per-frame CSV: one row per frame (``largest``) or per frame and face (``all``); no-face frames empty."""
+    """The per-frame CSV: one row per frame (``largest``) or per frame and face (``all``); no-face frames empty
+    unless filled (``all`` + ``nearest``: every track has a row in every frame)."""
     cfg = models.cfg
     parts = [face_table(models, clip, f, fr, cr) for f, fr, cr in clip.people(cfg.faces) if len(fr)]
     seen = np.zeros(clip.n_frames, bool)
     seen[clip.frame] = True
-    if cfg.faces == "all" or not parts:  # frames without any face: one empty row each
+    if not parts or (cfg.faces == "all" and cfg.fill == "none"):  # frames without any face: one empty row each
         empty = pd.DataFrame({"frame": np.flatnonzero(~seen) + 1, "time": clip.times[~seen].round(4)})
         if cfg.faces == "all":
             empty["face_id"] = pd.array([pd.NA] * len(empty), dtype="Int64")
