@@ -79,10 +79,10 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
 def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
     """Encoder module (pooled through ``models.backbones.embed``), its arch and its own pooling (or None).
 
-    Any format ``models.checkpoints.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
+    Any format ``models.backbone_files.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
     HF ViTMAE, DINOv2, CLIP / OpenCLIP, timm names (EVA-02, ConvNeXt) via ``arch_name``.
     """
-    from abawkit.models.checkpoints import open_encoder
+    from abawkit.models.backbone_files import open_encoder
 
     encoder, arch, _, own_pool = open_encoder(path, arch_name, img_size)
     return encoder.eval(), arch, own_pool

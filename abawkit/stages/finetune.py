@@ -59,7 +59,7 @@ def stage_name(cfg: FinetuneConfig) -> str:
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
     """(FrameModel, checkpoint path or None, load report) according to ``cfg.init``."""
     from abawkit.labels import task
-    from abawkit.models.checkpoints import open_encoder
+    from abawkit.models.backbone_files import open_encoder
     from abawkit.models.heads import FrameModel
     from abawkit.models.mae import encoder_arch
     from abawkit.runs import load_stage
