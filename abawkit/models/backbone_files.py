@@ -155,8 +155,24 @@ def _vit_shape(sd: dict[str, torch.Tensor], fmt: str) -> dict[str, Any]:
     swiglu = fc1 is None and f"{blocks}0.mlp.w12.weight" in sd
     hidden = (sd[f"{blocks}0.mlp.w12.weight"] if swiglu else fc1).shape[0]
     regs = sd["register_tokens"].shape[1] if "register_tokens" in sd else 0
-    return {"dim": int(dim), "patch": int(patch), "depth": depth, "grid": grid, "mlp_ratio": hidden / dim,
+    return {"dim": int(dim), "patch": int(patch), "depth": depth, "grid": grid, "mlp_ratio": _ratio(hidden, dim),
             "regs": int(regs), "swiglu": swiglu}
+
+
+def _ratio(hidden: int, dim: int) -> float:
+    """timm's ``mlp_ratio`` for an MLP whose first layer has ``hidden`` outputs (timm builds ``int(dim * ratio)``;
+    a SwiGLU's fused ``w12`` already holds both halves, so its ratio is not doubled again)."""
+    r = hidden / dim
+    return r if int(dim * r) == hidden else (hidden + 0.5) / dim
+
+
+_DINOV2_SIZES = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
+
+
+def dinov2_name(s: dict[str, Any]) -> str:
+    """The timm DINOv2 name of a shape from ``_vit_shape`` (SwiGLU: ViT-g; unknown widths: ViT-S overridden)."""
+    size = "giant" if s["swiglu"] else _DINOV2_SIZES.get(s["dim"], "small")
+    return f"vit_{size}_patch14" + ("_reg4_dinov2" if s["regs"] else "_dinov2")
 
 
 def infer_backbone(fmt: str, sd: dict, config: dict, arch_name: str = "", img_size: int = 0) -> Any:
@@ -183,10 +199,8 @@ def infer_backbone(fmt: str, sd: dict, config: dict, arch_name: str = "", img_si
         or max(1, s["dim"] // 64)
     kwargs: dict[str, Any] = {"embed_dim": s["dim"], "depth": s["depth"], "num_heads": heads, "patch_size": s["patch"]}
     if "dinov2" in fmt:
-        base = "vit_giant_patch14" if s["swiglu"] else "vit_small_patch14"
-        base += "_reg4_dinov2" if s["regs"] else "_dinov2"
-        kwargs.update(mlp_ratio=s["mlp_ratio"] * (2 if s["swiglu"] else 1), **({"reg_tokens": s["regs"]} if s["regs"] else {}))
-        return BackboneArch(name or base, "dinov2", img_size or 224, s["dim"], s["depth"], 1 + s["regs"],
+        kwargs.update(mlp_ratio=s["mlp_ratio"], **({"reg_tokens": s["regs"]} if s["regs"] else {}))
+        return BackboneArch(name or dinov2_name(s), "dinov2", img_size or 224, s["dim"], s["depth"], 1 + s["regs"],
                             *IMAGENET, {} if name else kwargs)
     quick = vcfg.get("hidden_act") == "quick_gelu" or bool(config.get("model_cfg", {}).get("quick_gelu"))
     kwargs["mlp_ratio"] = s["mlp_ratio"]
@@ -247,6 +261,18 @@ def open_encoder(path: str | Path, arch_name: str = "", img_size: int = 0, drop_
         return encoder, arch, report, obj.get("pool")
     report = LoadReport(fmt)
     sd = backbone_state(fmt, obj, report)
-    encoder = TimmBackbone(infer_backbone(fmt, sd, config, arch_name, img_size), drop_path)
-    load_backbone(encoder, fmt, sd, report)
+    arch = infer_backbone(fmt, sd, config, arch_name, img_size)
+    try:
+        encoder = TimmBackbone(arch, drop_path)
+        load_backbone(encoder, fmt, sd, report)
+    except AbawError as exc:
+        raise AbawError(f"{exc}{_name_hint(fmt, sd)}") from None
     return encoder, encoder.arch, report, None
+
+
+def _name_hint(fmt: str, sd: dict[str, torch.Tensor]) -> str:
+    """For a DINOv2 file that does not fit: the timm name its keys point to, as the option to pass."""
+    if "dinov2" not in fmt:
+        return ""
+    name = dinov2_name(_vit_shape(sd, fmt))
+    return f"; its keys look like {name}: try --set vision.arch={name} (model.arch for finetune)"

@@ -27,7 +27,7 @@ class FrameModelConfig:
     img_size: int = 0  # 0 = the checkpoint's (or encoder's) size; else pos_embed is resampled
     patch: int = 0
     arch: str = ""  # timm name for a state dict whose keys cannot tell (EVA-02, ConvNeXt); overrides inference
-    pool: str = "cls"  # cls | mean | cls+mean (ConvNeXt: mean)
+    pool: str = "cls"  # cls | mean | cls+mean | "" = the backbone's own (models.backbones.default_pool; ConvNeXt: mean)
     drop_path: float = 0.1
     dropout: float = 0.0
     layer_decay: float = 1.0  # layer-wise lr decay (MAE fine-tuning uses 0.65-0.75); 1 = off
