@@ -123,8 +123,7 @@ def test_dinov2_giant_by_the_wrong_name_suggests_vit_giant(tmp_path):
 FAMILIES = [  # timm name, family, native size (timm's default config), own norm, create_model overrides
     pytest.param("vit_small_patch14_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-S"),
     pytest.param("vit_base_patch14_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-B"),
-    pytest.param("vit_large_patch14_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-L",
-                 marks=pytest.mark.slow),
+    pytest.param("vit_large_patch14_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-L"),
     pytest.param("vit_giant_patch14_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-g",
                  marks=pytest.mark.slow),
     pytest.param("vit_small_patch14_reg4_dinov2", "dinov2", 518, IMAGENET, {"depth": 1}, id="dinov2-S-reg4"),
