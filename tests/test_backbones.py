@@ -176,8 +176,9 @@ def test_eva02_by_timm_name(tmp_path):
         load_vision_encoder(tmp_path / "model.safetensors")
     _, pixels = crops(tmp_path, 224)
     with torch.no_grad():
-        ref = model.forward_features(own_norm(pixels, CLIP_NORM))[:, 0]  # EVA-02 uses CLIP's mean / std
-    assert_close(ours(tmp_path, tmp_path / "model.safetensors", 224, "cls", "eva02_tiny_patch14_224"), ref, 0.999)
+        x = own_norm(pixels, CLIP_NORM)  # EVA-02 uses CLIP's mean / std
+        ref = model.forward_head(model.forward_features(x), pre_logits=True)  # patch mean through fc_norm
+    assert_close(ours(tmp_path, tmp_path / "model.safetensors", 224, "mean", "eva02_tiny_patch14_224"), ref, 0.999)
 
 
 def test_convnext_timm_hub_folder_and_name(tmp_path):

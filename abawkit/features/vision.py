@@ -4,7 +4,8 @@ One DataLoader per rank decodes every crop of its videos to uint8 (``data.faces`
 CUDA); ``data.augment`` resizes and normalises each batch on the device (the fine-tuning evaluation
 transform) and the encoder runs under bf16 autocast on CUDA (``VisionSettings.precision``; bf16 is
 honoured on a CPU too, so features can be recomputed at the precision they were made with).
-Embeddings (class token or mean of the patch tokens) leave the device as float16 through pinned
+Embeddings (pooled by ``models.backbones.embed``, as fine-tuning pools: class token, mean of the patch
+tokens, or a timm model's own head) leave the device as float16 through pinned
 buffers with non-blocking copies, read one batch later, so the copy never stalls the next batch. Frames without a crop take the feature of
 their ``fill_frame``; a video with no crop at all gets zeros. Videos are sharded across torchrun
 ranks (``videos[rank::world]``); each video is written to the store (float16) as soon as its last
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from abawkit.devices import precision_autocast, resolve_precision
+from abawkit.errors import AbawError
 from abawkit.features.store import FeatureStore
 
 
@@ -39,6 +41,18 @@ def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
     from abawkit.models.backbones import pool_tokens as pool_prefixed
 
     return pool_prefixed(tokens, pool, 1)
+
+
+def check_pooling(encoder: nn.Module, settings: dict, where: object) -> None:
+    """Refuse to recompute a store (``abaw predict``) whose recorded pooling this encoder no longer gives:
+    EVA-02 stores made before pooling went through ``fc_norm`` hold other bytes than it computes now."""
+    from abawkit.models.backbones import pooling_key
+
+    changed = {k: v for k, v in pooling_key(encoder).items() if settings.get(k) != v}
+    if changed:
+        raise AbawError(f"{where}: features were pooled without the model's {', '.join(changed.values())} (an older "
+                        "abawkit); recomputing them now would differ from training: re-extract the store "
+                        "(abaw extract vision --force) and retrain the models that read it")
 
 
 def encode_crops(encoder: nn.Module, paths: list[str], s: VisionSettings, device: torch.device) -> Iterator[np.ndarray]:

@@ -7,7 +7,13 @@ from the file alone, never from the network. ``TimmBackbone`` wraps the timm mod
 images every abawkit pipeline produces (ImageNet-normalised, ``data.augment``) and re-normalises them
 with the backbone's own mean / std (one per-channel affine map, exact), so finetune, extract and predict
 need no per-backbone input code. ``embed(encoder, imgs, pool)`` pools any encoder (this one or the MAE
-``ViTEncoder``): ``cls`` | ``mean`` (patch tokens; registers excluded) | ``cls+mean`` (concatenated).
+``ViTEncoder``) for finetune, extract and predict alike: ``cls`` | ``mean`` (patch tokens; registers
+excluded) | ``cls+mean`` (concatenated); ``default_pool`` names the model's own one. A timm model's own
+pooling is exactly its ``forward_head(forward_features(x), pre_logits=True)`` (DINOv2 / CLIP: the normed
+class token; EVA-02: the patch mean through ``fc_norm``; ConvNeXt: global average + head norm); the other
+pools take the model's final norm where the model puts it (on every token, or ``fc_norm`` after pooling).
+Fine-tuned checkpoints saved before that (``arch`` without ``pooling``) keep the ``tokens`` pooling they
+were trained with: ``forward_features`` tokens only.
 Reading and renaming foreign files is ``models.checkpoints``' job; this module only builds.
 """
 
@@ -41,6 +47,7 @@ class BackboneArch:
     mean: tuple[float, float, float] = IMAGENET[0]
     std: tuple[float, float, float] = IMAGENET[1]
     kwargs: dict = field(default_factory=dict)  # create_model overrides (embed_dim, depth, num_heads, ...)
+    pooling: str = "head"  # head: through the model's final norm / head | tokens: as saved before (no fc_norm)
 
     @property
     def name(self) -> str:
@@ -71,6 +78,7 @@ def backbone_from_dict(d: dict) -> BackboneArch:
     names = {f.name for f in dataclasses.fields(BackboneArch)}
     d = {k: v for k, v in d.items() if k in names}
     d["mean"], d["std"] = tuple(d.get("mean", IMAGENET[0])), tuple(d.get("std", IMAGENET[1]))
+    d.setdefault("pooling", "tokens")  # saved before pooling went through the final norm: pool as trained
     return BackboneArch(**d)
 
 
@@ -118,13 +126,57 @@ class TimmBackbone(nn.Module):
         return self.model.forward_features(x)
 
     def pooled(self, imgs: torch.Tensor, pool: str) -> torch.Tensor:
-        """imgs -> [N, D] (``cls`` / ``mean``) or [N, 2D] (``cls+mean``)."""
-        out = self(imgs)
-        if self.arch.family == "convnext":
-            if pool != "mean":
-                raise AbawError(f"{self.arch.timm} has no class token: use pool = mean")
-            return self.model.forward_head(out, pre_logits=True)  # global average + the model's own norm
-        return pool_tokens(out, pool, self.arch.prefix)
+        """imgs -> [N, D] (``cls`` / ``mean``) or [N, 2D] (``cls+mean``), as the model pools (``pool_timm``)."""
+        return pool_timm(self.model, self(imgs), pool, self.arch)
+
+
+_OWN = {"token": "cls", "avg": "mean"}  # timm's global_pool -> our name
+
+
+def own_pool(model: nn.Module) -> str | None:
+    """The pool name of a timm model's own embedding (ConvNeXt: mean; attention / max pools: None)."""
+    gp = getattr(model, "global_pool", None)
+    return "mean" if not isinstance(gp, str) else _OWN.get(gp)
+
+
+def pool_timm(model: nn.Module, feats: torch.Tensor, pool: str, arch: BackboneArch) -> torch.Tensor:
+    """``forward_features`` output -> pooled [N, D | 2D]. The model's own pool is its ``forward_head``
+    (pre-logits); ``cls`` / ``mean`` otherwise take ``fc_norm`` after pooling (identity where the model
+    normalises every token). ``tokens`` archs (saved before) pool the raw tokens, as they were trained."""
+    if arch.family == "convnext":
+        if pool != "mean":
+            raise AbawError(f"{arch.timm} has no class token: use pool = mean")
+        return model.forward_head(feats, pre_logits=True)  # global average + the model's own norm
+    if pool in ("cls", "cls+mean") and getattr(model, "cls_token", None) is None:
+        raise AbawError(f"{arch.timm} has no class token: use pool = mean")
+    if arch.pooling == "tokens":
+        return pool_tokens(feats, pool, arch.prefix)
+    if pool == own_pool(model):
+        return model.forward_head(feats, pre_logits=True)  # the model's own embedding, exactly
+    if pool == "cls+mean":
+        return torch.cat([pool_timm(model, feats, p, arch) for p in ("cls", "mean")], dim=-1)
+    return model.fc_norm(pool_tokens(feats, pool, arch.prefix))
+
+
+def default_pool(encoder: nn.Module) -> str:
+    """The pool giving the model's own embedding: timm's (``own_pool``); the MAE ``ViTEncoder``: ``cls``."""
+    if not isinstance(encoder, TimmBackbone):
+        return "cls"
+    own = own_pool(encoder.model)
+    if own is None:
+        raise AbawError(f"{encoder.arch.timm} pools with global_pool={encoder.model.global_pool!r}, which abawkit "
+                        "does not reproduce: choose the pool (vision.pool / model.pool = cls | mean | cls+mean)")
+    return own
+
+
+def pooling_key(encoder: nn.Module) -> dict[str, str]:
+    """What an extraction's key must add for this encoder's pooling: ``final_norm: fc_norm`` where the
+    model's last norm follows pooling (EVA-02) and is applied, as it was not before; empty where the
+    bytes are as they were (DINOv2, CLIP, ConvNeXt, MAE, fine-tuned checkpoints saved before)."""
+    if not isinstance(encoder, TimmBackbone) or encoder.arch.pooling != "head" or encoder.arch.family == "convnext":
+        return {}
+    fc_norm = getattr(encoder.model, "fc_norm", None)
+    return {"final_norm": "fc_norm"} if fc_norm is not None and not isinstance(fc_norm, nn.Identity) else {}
 
 
 def _measured(arch: BackboneArch, model: nn.Module) -> BackboneArch:

@@ -11,12 +11,15 @@ import torch
 from torch import nn
 
 from abawkit.errors import AbawError
-from abawkit.models.backbones import POOLS, BackboneArch, TimmBackbone, backbone_layer_decay, build_encoder, embed, pooled_dim
+from abawkit.models.backbones import (
+    POOLS, BackboneArch, TimmBackbone, backbone_layer_decay, build_encoder, default_pool, embed, pooled_dim,
+)
 from abawkit.models.mae import EncoderArch
 
 
 class FrameModel(nn.Module):
-    """Encoder + linear head. pool: ``cls`` (class token), ``mean`` (average of patch tokens) or ``cls+mean``.
+    """Encoder + linear head. pool: ``cls`` (class token), ``mean`` (average of patch tokens), ``cls+mean``,
+    or empty: the encoder's own (``models.backbones.default_pool``; recorded resolved in checkpoints).
 
     ``arch`` is the MAE ``EncoderArch`` (a ``ViTEncoder``) or a ``BackboneArch`` (a timm backbone:
     DINOv2, CLIP, EVA-02, ConvNeXt); ``encoder`` passes one already loaded from a checkpoint.
@@ -27,12 +30,12 @@ class FrameModel(nn.Module):
         dropout: float = 0.0, encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise AbawError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        if pool not in ("", *POOLS):
+            raise AbawError(f"pool must be one of {', '.join(POOLS)} (or empty: the model's own), got {pool!r}")
         self.encoder = encoder if encoder is not None else build_encoder(arch, drop_path)
-        self.arch, self.pool = getattr(self.encoder, "arch", arch), pool
+        self.arch, self.pool = getattr(self.encoder, "arch", arch), pool or default_pool(self.encoder)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(pooled_dim(self.arch, pool), n_outputs)
+        self.head = nn.Linear(pooled_dim(self.arch, self.pool), n_outputs)
         nn.init.trunc_normal_(self.head.weight, std=2e-5)
         nn.init.zeros_(self.head.bias)
 

@@ -25,7 +25,7 @@ class VisionConfig:
     task: str = "expr"
     fold: int = 0
     name: str = ""  # extractor name; empty = mae-<task> (fold 0) / mae-<task>-fold<N>, or "mae" for a file
-    pool: str = ""  # cls | mean | cls+mean; empty = the fine-tuned model's own pooling (else cls; ConvNeXt mean)
+    pool: str = ""  # cls | mean | cls+mean; empty = the fine-tuned model's pooling, else the backbone's own (default_pool)
     arch: str = ""  # timm name where the checkpoint's keys cannot tell (EVA-02, ConvNeXt); overrides inference
     img_size: int = 0  # 0 = the encoder's (DINOv2: 224, CLIP: its pos_embed's, timm names: timm's default)
     batch_size: int = 64
@@ -79,10 +79,10 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
 def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
     """Encoder module (pooled through ``models.backbones.embed``), its arch and its own pooling (or None).
 
-    Any format ``models.checkpoints.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
+    Any format ``models.backbone_files.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
     HF ViTMAE, DINOv2, CLIP / OpenCLIP, timm names (EVA-02, ConvNeXt) via ``arch_name``.
     """
-    from abawkit.models.checkpoints import open_encoder
+    from abawkit.models.backbone_files import open_encoder
 
     encoder, arch, _, own_pool = open_encoder(path, arch_name, img_size)
     return encoder.eval(), arch, own_pool
@@ -94,13 +94,13 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
 
     workdir = Path(workdir)
     v = cfg.vision
-    from abawkit.models.backbones import POOLS, pooled_dim
+    from abawkit.models.backbones import POOLS, default_pool, pooled_dim, pooling_key
 
     if v.pool not in ("", *POOLS):
         raise AbawError(f"vision.pool must be one of {', '.join(POOLS)}, got {v.pool!r}")
     name, ckpt = vision_source(workdir, v)
     encoder, arch, own_pool = load_vision_encoder(ckpt, v.arch, v.img_size)
-    pool = v.pool or own_pool or ("mean" if getattr(arch, "family", "") == "convnext" else "cls")
+    pool = v.pool or own_pool or default_pool(encoder)  # the model's own embedding (EVA-02: mean via fc_norm)
     s = VisionSettings(img_size=arch.img_size, pool=pool, batch_size=v.batch_size, workers=v.workers)
     from abawkit.data.augment import MEAN, STD
 
@@ -110,6 +110,7 @@ def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> 
                 "std": list(getattr(arch, "std", STD)), "input": "uint8-device"}
     if v.arch:  # only when named: stores of MAE encoders keep the key they had
         settings["arch"] = v.arch
+    settings.update(pooling_key(encoder))  # EVA-02 now pools through fc_norm: its older stores are redone
     dim = pooled_dim(arch, pool)
 
     def work(prep, videos, store, device, done):

@@ -27,7 +27,7 @@ class FrameModelConfig:
     img_size: int = 0  # 0 = the checkpoint's (or encoder's) size; else pos_embed is resampled
     patch: int = 0
     arch: str = ""  # timm name for a state dict whose keys cannot tell (EVA-02, ConvNeXt); overrides inference
-    pool: str = "cls"  # cls | mean | cls+mean (ConvNeXt: mean)
+    pool: str = "cls"  # cls | mean | cls+mean | "" = the backbone's own (models.backbones.default_pool; ConvNeXt: mean)
     drop_path: float = 0.1
     dropout: float = 0.0
     layer_decay: float = 1.0  # layer-wise lr decay (MAE fine-tuning uses 0.65-0.75); 1 = off
@@ -59,7 +59,7 @@ def stage_name(cfg: FinetuneConfig) -> str:
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
     """(FrameModel, checkpoint path or None, load report) according to ``cfg.init``."""
     from abawkit.labels import task
-    from abawkit.models.checkpoints import open_encoder
+    from abawkit.models.backbone_files import open_encoder
     from abawkit.models.heads import FrameModel
     from abawkit.models.mae import encoder_arch
     from abawkit.runs import load_stage

@@ -192,7 +192,7 @@ def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray
     import torch
 
     from abawkit.features.store import extraction_precision
-    from abawkit.features.vision import VisionSettings, encode_crops
+    from abawkit.features.vision import VisionSettings, check_pooling, encode_crops
     from abawkit.stages.extract import load_vision_encoder
 
     d, info, manifest = _store(models.workdir, store_name)
@@ -203,6 +203,7 @@ def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray
     arch_name, img_size = s.get("arch", ""), int(s["img_size"])
     encoder = models.cached(("enc", ckpt, arch_name, img_size),
                             lambda: load_vision_encoder(Path(ckpt), arch_name, img_size)[0].to(models.device))
+    check_pooling(encoder, s, d / "store.json")
     vs = VisionSettings(img_size=img_size, pool=s["pool"], batch_size=models.cfg.batch_size, workers=0,
                         precision=extraction_precision(info, d / "store.json"))
     if not crops:
