@@ -17,6 +17,7 @@ import pytest
 
 from abawkit import plan as pl
 from abawkit.config import load_config
+from abawkit.errors import AbawError
 from abawkit.plan import Job
 from abawkit.stages import run as engine
 from abawkit.stages import slurm
@@ -81,7 +82,6 @@ def test_reconcile_reads_exits_queue_and_blocks_after_a_failure(tmp_path, monkey
 
 
 def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypatch):
-    from abawkit.errors import AbawError
     from test_run import fake
 
     jobs = [fake(tmp_path, "a")]
@@ -91,6 +91,30 @@ def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypa
     with pytest.raises(AbawError, match="queued or running in SLURM"):
         engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
     assert not (tmp_path / "order.txt").exists()
+
+
+def test_status_judges_an_unwaited_slurm_run_from_the_refreshed_record_and_saves_it(tmp_path, monkeypatch):
+    """Issue 25 (1): every job still `queued` on disk; SLURM and the exit files say done / failed / cancelled."""
+    from test_run import fake, order
+
+    jobs = [fake(tmp_path, "a"), fake(tmp_path, "bad", ("a",)), fake(tmp_path, "c", ("bad",)), fake(tmp_path, "d")]
+    pl.save_plan(tmp_path, jobs)
+    pl.write_record(tmp_path, {j.id: {"state": "queued", **pl.identity(j), "slurm_id": str(i)}
+                               for i, j in enumerate(jobs, 1)})
+    (tmp_path / "run" / "exits").mkdir(parents=True)
+    for sid, rc in (("1", 0), ("2", 2), ("4", 0)):
+        (tmp_path / "run" / "exits" / f"{sid}.json").write_text(f'{{"rc": {rc}, "wall_s": 5}}')
+    for done in ("a", "d"):
+        (tmp_path / done).mkdir()
+        (tmp_path / done / "manifest.json").write_text("{}")
+    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"3": "CANCELLED"})
+    assert engine.status(tmp_path) == {"a": "done", "bad": "failed", "c": "blocked", "d": "done"}
+    assert {k: r["state"] for k, r in pl.read_record(tmp_path).items()} == {
+        "a": "done", "bad": "failed", "c": "blocked", "d": "done"}  # written back
+    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    with pytest.raises(AbawError):  # `bad` fails again
+        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+    assert order(tmp_path) == ["bad"]  # nothing that succeeded under SLURM ran again
 
 
 # ----------------------------------------------------------------------------- a real cluster

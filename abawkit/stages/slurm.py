@@ -231,22 +231,29 @@ def _submit_one(workdir: Path, job: Job, cfg: SlurmConfig, threads: int, redo: b
     return sid
 
 
-def observe(workdir: Path, jobs: Sequence[Job], write: bool = False) -> dict[str, str]:
-    """Live jobs (job -> queued / running) after refreshing the record; ``write``: save it (under the run lock)."""
-    if not any(r.get("slurm_id") and r.get("state") in pl.LIVE for r in pl.read_record(workdir).values()):
-        return {}
-    if not write:
-        return refresh(workdir, jobs, pl.read_record(workdir))
-    with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
-        record = pl.read_record(workdir)
+def observe(workdir: Path, jobs: Sequence[Job]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The run's record brought up to date from SLURM's queue and the exit files, and the live jobs (job ->
+    queued / running). The refreshed record is written back under the run lock, so every reader (``abaw
+    status``, the local launcher, the next submission) judges states from the same facts; when another
+    ``abaw run`` holds that lock, it is the writer, and this call only reads."""
+    record = pl.read_record(workdir)
+    if not any(r.get("slurm_id") and r.get("state") in pl.LIVE for r in record.values()):
+        return record, {}
+    try:
+        with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
+            record = pl.read_record(workdir)
+            live = refresh(workdir, jobs, record)
+            pl.write_record(workdir, record)
+    except AbawError as exc:
+        if "already running" not in str(exc):  # squeue failed: the caller says so
+            raise
         live = refresh(workdir, jobs, record)
-        pl.write_record(workdir, record)
-    return live
+    return record, live
 
 
 def wait(workdir: Path, jobs: Sequence[Job], poll_s: float = 5.0) -> None:
     """Follow the workspace's SLURM jobs until none is queued or running."""
-    while observe(workdir, jobs, write=True):
+    while observe(workdir, jobs)[1]:
         time.sleep(poll_s)
 
 
