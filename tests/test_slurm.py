@@ -34,7 +34,7 @@ def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
                                   res.for_stage("pretrain"), threads=8)
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
                  "#SBATCH --time=3-00:00:00", "#SBATCH --mem=64G", "#SBATCH --cpus-per-task=8",
-                 f"#SBATCH --output={tmp_path}/run/logs/pretrain.log", "#SBATCH --kill-on-invalid-dep=yes"):
+                 f'#SBATCH --output="{tmp_path}/run/logs/pretrain.log"', "#SBATCH --kill-on-invalid-dep=yes"):
         assert line in pretrain.splitlines(), line
     assert ("srun --kill-on-bad-exit=1 /py -m torch.distributed.run --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d"
             ' --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" -m abawkit.cli pretrain') in pretrain
@@ -42,7 +42,7 @@ def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
     tmf = slurm.batch_script(tmp_path, job("tmf/va/fold0", "tmf"), ["/py", "-m", "abawkit.cli", "train", "tmf"],
                              res.for_stage("tmf"), threads=8)
     assert "#SBATCH --gres=gpu:1" in tmf and "srun " not in tmf and "--nodes" not in tmf
-    assert "\n/py -m abawkit.cli train tmf\nrc=$?\n" in tmf
+    assert "then /py -m abawkit.cli train tmf & else /py -m abawkit.cli train tmf & fi\n" in tmf
     for text in (pretrain, tmf):
         assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid shell
 
@@ -71,12 +71,14 @@ def test_reconcile_reads_exits_queue_and_blocks_after_a_failure(tmp_path, monkey
         (tmp_path / "run" / "exits" / f"{sid}.json").write_text(f'{{"rc": {rc}, "wall_s": 5}}')
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "manifest.json").write_text("{}")
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"1": "COMPLETED", "2": "FAILED", "3": "CANCELLED",
-                                                            "4": "RUNNING", "5": "PENDING"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"1": ("COMPLETED", 0), "2": ("FAILED", 0), "3": ("CANCELLED", 0),
+                                                     "4": ("RUNNING", 2), "5": ("PENDING", 0)})
     live = slurm.refresh(tmp_path, jobs, record)
     assert live == {"d": "running", "e": "queued"}
     assert record["a"]["state"] == "done" and record["b"]["rc"] == 3
     assert record["c"] == {**record["c"], "state": "blocked", "after": "b"}
+    assert record["d"]["restarts"] == 2  # SLURM requeued it twice (time limit, preemption)
+    assert "slurm 4 (2 restarts)" in [r["where"] for r in pl.rows(tmp_path, jobs, record, pl.assess(tmp_path, jobs, record, live))]
     got = pl.states(tmp_path, jobs, record, live)
     assert got == {"a": "stale", "b": "failed", "c": "blocked", "d": "running", "e": "queued"}  # a: no identity
 
@@ -87,7 +89,7 @@ def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypa
     jobs = [fake(tmp_path, "a")]
     monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
     pl.write_record(tmp_path, {"a": {"state": "queued", "slurm_id": "5"}})
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"5": "PENDING"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"5": ("PENDING", 0)})
     with pytest.raises(AbawError, match="queued or running in SLURM"):
         engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
     assert not (tmp_path / "order.txt").exists()
@@ -107,7 +109,7 @@ def test_status_judges_an_unwaited_slurm_run_from_the_refreshed_record_and_saves
     for done in ("a", "d"):
         (tmp_path / done).mkdir()
         (tmp_path / done / "manifest.json").write_text("{}")
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"3": "CANCELLED"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"3": ("CANCELLED", 0)})
     assert engine.status(tmp_path) == {"a": "done", "bad": "failed", "c": "blocked", "d": "done"}
     assert {k: r["state"] for k, r in pl.read_record(tmp_path).items()} == {
         "a": "done", "bad": "failed", "c": "blocked", "d": "done"}  # written back
@@ -124,6 +126,21 @@ no_sbatch = pytest.mark.skipif(shutil.which("sbatch") is None, reason="no sbatch
 def abaw(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "abawkit.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=1200, env={**os.environ, "COLUMNS": "80"})
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_workspace_path_with_spaces_quotes_unicode_and_percent_runs_under_slurm(tmp_path):
+    """Issue 25 (2): sbatch reads `#SBATCH` lines with its own quoting rules, slurmd expands `%` in --output."""
+    from test_run import fake
+
+    work = tmp_path / "my runs" / "it's \"Ré\" 100%j \\ x"
+    work.mkdir(parents=True)
+    jobs = [fake(work, "a"), fake(work, "b", ("a",))]
+    slurm.submit(work, jobs, slurm.SlurmConfig(), threads=1)
+    slurm.wait(work, jobs, poll_s=1)
+    assert pl.states(work, jobs) == {"a": "done", "b": "done"}
+    assert (work / "run" / "logs" / "b.log").read_text().startswith("(SLURM job ")
 
 
 @pytest.fixture(scope="module")
