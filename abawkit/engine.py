@@ -62,7 +62,7 @@ class TrainConfig:
     max_steps: int = 0  # optimizer steps; 0 = epochs * steps per epoch
     batch_size: int = 64  # per rank and micro-step
     accum_steps: int = 1  # ignored when global_batch is set
-    global_batch: int = 0  # samples per optimizer step over all ranks; 0 = batch_size x accum_steps x ranks
+    global_batch: int = 0  # samples per optimizer step over all ranks (batch_size: the most per micro-step); 0 = off
     lr: float = 1e-3  # absolute; ignored when blr is set
     blr: float = 0.0  # base rate per 256 samples (MAE): lr = blr x effective batch / 256
     min_lr: float = 0.0
@@ -90,18 +90,19 @@ class FitResult:
 
 
 def scaled(cfg: TrainConfig, world: int) -> TrainConfig:
-    """The settings a run on ``world`` ranks trains with: ``accum_steps`` from ``global_batch`` (so the
-    effective batch, and with it the schedule, does not depend on the device count) and ``lr`` from
-    ``blr`` (MAE's rule, so a recipe that changes its batch keeps a sensible rate)."""
-    accum = cfg.accum_steps
+    """The settings a run on ``world`` ranks trains with: with ``global_batch``, each rank's share of it in
+    the fewest micro-batches of at most ``batch_size`` (so the effective batch, and with it the schedule,
+    does not depend on the device count), and ``lr`` from ``blr`` (MAE's rule)."""
+    batch, accum = cfg.batch_size, cfg.accum_steps
     if cfg.global_batch:
-        per_step = cfg.batch_size * world
-        if cfg.global_batch % per_step:
-            raise AbawError(f"train.global_batch {cfg.global_batch} is not a multiple of batch_size {cfg.batch_size} "
-                            f"x {world} rank(s): change batch_size or global_batch")
-        accum = cfg.global_batch // per_step
-    effective = cfg.batch_size * accum * world
-    return replace(cfg, accum_steps=accum, lr=cfg.blr * effective / 256 if cfg.blr else cfg.lr)
+        share = cfg.global_batch // world
+        accum = -(-share // cfg.batch_size)
+        batch = share // max(accum, 1)
+        if share * world != cfg.global_batch or batch * accum != share or not share:
+            raise AbawError(f"train.global_batch {cfg.global_batch} does not split over {world} rank(s) in equal "
+                            f"micro-batches of at most batch_size {cfg.batch_size}: change one of them")
+    effective = batch * accum * world
+    return replace(cfg, batch_size=batch, accum_steps=accum, lr=cfg.blr * effective / 256 if cfg.blr else cfg.lr)
 
 
 # ----------------------------------------------------------------------------- data order
