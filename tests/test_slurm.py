@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,102 @@ def test_cancel_leaves_nothing_queued(release):
     assert "queued" not in status.stdout and "running" not in status.stdout.split("not running")[-1]
 
 
+
+
+# ----------------------------------------------------------------------------- time limits and preemption
+def settle(ids: list[str], timeout_s: float = 900) -> None:
+    """Block until SLURM holds none of ``ids`` queued or running (bounded)."""
+    deadline = time.time() + timeout_s
+    while any(s in slurm.LIVE_STATES for s in slurm.queue_states(ids).values()):
+        assert time.time() < deadline, f"SLURM jobs {ids} still live after {timeout_s} s"
+        time.sleep(2)
+
+
+def train_job(root: Path, work: Path, stage: str, *args: str) -> Job:
+    return Job(stage, stage, (sys.executable, "-m", "abawkit.cli", stage, "-w", str(work), "--recipe", str(root / "recipe"),
+                              "--seed", "1", "--set", "train.num_workers=0", *args), marker=pl.stage_marker(stage))
+
+
+def reference(root: Path, job: Job, src: Path, work: Path) -> Path:
+    """The same command, uninterrupted, on this machine (as many threads as the batch script gives)."""
+    cmd = [str(work) if a == str(src) else a for a in job.cmd]
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    return work
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    x, y = (torch.load(p, map_location="cpu", weights_only=True)["model"] for p in (a, b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_pretrain_longer_than_its_time_limit_finishes_through_requeues_with_the_same_weights(release):
+    root, work = release, release / "limited"
+    job = train_job(root, work, "pretrain", "--images", str(root / "release" / "pretrain_faces"),
+                    "--set", "train.epochs=150", "--set", "train.checkpoint_every=0")
+    cfg = slurm.SlurmConfig(pretrain=slurm.Resources(time="1", signal_grace=20))  # 1 minute against ~2
+    live = slurm.submit(work, [job], cfg, threads=1)
+    settle([pl.read_record(work)["pretrain"]["slurm_id"]])
+    status = abaw("status", "-w", str(work), cwd=root)
+    rec = pl.read_record(work)["pretrain"]
+    assert live and rec["state"] == "done" and rec["restarts"] >= 2, (rec, status.stdout)
+    assert "restarts)" in status.stdout and ": 1 done" in status.stdout, status.stdout
+    log = (work / "run" / "logs" / "pretrain.log").read_text()
+    assert log.count("(not finished: requeue)") == rec["restarts"], log
+    ref = reference(root, job, work, root / "limited-ref")
+    assert same_weights(work / "pretrain" / "checkpoint.pt", ref / "pretrain" / "checkpoint.pt")
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_finetune_requeued_midway_resumes_and_ends_with_the_same_weights(release):
+    root, work = release, release / "preempted"
+    prep = abaw("prep", "--release", str(root / "release"), "-w", str(work), "--recipe", str(root / "recipe"), cwd=root)
+    assert prep.returncode == 0, prep.stdout
+    shutil.copytree(work, root / "preempted-ref")
+    job = train_job(root, work, "finetune", "--task", "va", "--fold", "0", "--scratch", "--set", 'tag=""',
+                    "--set", "train.epochs=6")
+    job = Job("finetune/va/fold0", "finetune", job.cmd, marker=pl.stage_marker("finetune/va/fold0"))
+    slurm.submit(work, [job], slurm.SlurmConfig(), threads=1)
+    sid = pl.read_record(work)[job.id]["slurm_id"]
+    log = work / "finetune" / "va" / "fold0.partial" / "log.jsonl"
+    deadline = time.time() + 600
+    while '"event": "train"' not in (log.read_text() if log.exists() else ""):  # mid-way: after its first steps
+        assert time.time() < deadline and slurm.queue_states([sid]).get(sid) in slurm.LIVE_STATES, "never started"
+        time.sleep(1)
+    assert subprocess.run(["scontrol", "requeue", sid], capture_output=True).returncode == 0  # as a preemption does
+    settle([sid])
+    status = abaw("status", "-w", str(work), cwd=root)
+    rec = pl.read_record(work)[job.id]
+    assert rec["state"] == "done" and rec["restarts"] == 1 and "(1 restart)" in status.stdout, (rec, status.stdout)
+    assert '"event": "resume"' in (work / "finetune" / "va" / "fold0" / "log.jsonl").read_text()
+    ref = reference(root, job, work, root / "preempted-ref")
+    assert same_weights(work / "finetune/va/fold0/best.pt", ref / "finetune/va/fold0/best.pt")
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_status_after_an_unwaited_run_and_a_local_rerun_redoes_only_what_failed(both):
+    """Issue 25 (1) for real: done / failed / blocked once the jobs end; the local launcher then starts only those."""
+    root, _, _ = both
+    smooth = root / "recipe" / "smooth.toml"
+    good = smooth.read_text()
+    try:
+        smooth.write_text(good.replace("gaussian = [2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0]",
+                                       "gaussian = [-1.0]"))
+        sub = abaw(*run_args(root, "slurm", "--launcher", "slurm"), cwd=root)  # not waited: the default
+        assert sub.returncode == 0, sub.stdout + sub.stderr
+        settle([r["slurm_id"] for r in pl.read_record(root / "slurm").values() if r.get("state") in pl.LIVE])
+    finally:
+        smooth.write_text(good)
+    status = abaw("status", "-w", str(root / "slurm"), cwd=root)
+    assert ": 7 done, 1 failed, 2 blocked" in status.stdout, status.stdout
+    assert "failed: smooth/va: last run failed (exit" in status.stdout and "blocked: submit/va: smooth/va failed" in status.stdout
+    again = abaw(*run_args(root, "slurm"), cwd=root)  # the local launcher
+    assert again.returncode == 0, again.stdout
+    started = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("start ")]
+    assert sorted(started) == ["smooth/va", "submit/va", "validate/va"], again.stdout
