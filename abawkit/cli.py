@@ -40,6 +40,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from abawkit import preempt
+
+    preempt.install()  # SLURM's USR1 before a time limit may come while torch still imports
     app()
 
 

@@ -6,15 +6,20 @@ over ``dataset`` with:
 - AdamW (no weight decay on biases, norms, position embeddings and tokens), linear warm-up then
   cosine decay, per optimizer step; gradient accumulation (``accum_steps`` micro-batches per step;
   the effective batch is ``batch_size * accum_steps * world_size``); optional gradient clipping;
+- a recipe that survives a change of device count (``scaled``): ``global_batch`` fixes the effective
+  batch (``accum_steps`` follows the number of ranks, and so does nothing else: same steps per epoch,
+  same samples in each step), and ``blr`` is MAE's base rate per 256 samples (``lr = blr * effective
+  batch / 256``); both are printed, logged (``schedule``) and returned for the stage's manifest;
+- stop requests (``abawkit.preempt``: SLURM's USR1 before a time limit, SIGTERM of a preemption): after
+  the step under way, the checkpoint is saved and ``preempt.NotFinished`` raised (exit 75, resumable);
 - bf16 autocast on CUDA, fused AdamW on CUDA, optional ``torch.compile`` (``compile``);
   DistributedDataParallel + a distributed sampler when a process group is initialised
   (``abawkit.distributed.setup`` under ``torchrun``);
-- exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score and
-  the RNG states of python/numpy/torch and of this rank's CUDA device (one small ``.rankN`` file per
-  extra rank; any device count resumes it), in plain types so it loads with ``weights_only=True`` like
-  any other file (``models.checkpoints.load_file``). The data
-  order is a function of (seed, epoch) and every sample's augmentation is seeded by (seed, epoch,
-  index), so a run resumed mid-epoch sees exactly the batches the uninterrupted run would have seen;
+- exact resume: ``checkpoint_path`` holds model, optimizer, scheduler, step, history, best score, the
+  effective batch and the RNG states (one small ``.rankN`` file per extra rank; any device count resumes
+  it), in plain types so it loads with ``weights_only=True`` (``models.checkpoints.load_file``); the data
+  order and augmentation are seeded (``abawkit.determinism``), so a run resumed mid-epoch sees exactly
+  the batches the uninterrupted run would have seen;
 - an optional ``eval_fn() -> {"score": float, ...}`` after every epoch (rank 0 only; the model is
   in eval mode under ``torch.no_grad``); ``on_best(model, record)`` is called when the score improves;
 - JSON lines through ``run.log`` (a ``runs.StageRun``): ``train`` every ``log_every`` steps (with
@@ -29,20 +34,23 @@ float images out: at 224 px from 112 px crops workers ship 1/16 of the bytes, an
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
-from abawkit import distributed
+from abawkit import distributed, preempt
+from abawkit.determinism import (  # noqa: F401 - re-exported: the engine's API before they moved
+    ResumableSampler, SeededDataset, cuda_device_state, item_seed, portable_rng_state, rng_state, seed_everything,
+    set_rng_state,
+)
 from abawkit.errors import AbawError, first_line
+from abawkit.optim import lr_factor, make_optimizer, param_groups  # noqa: F401 - lr_factor, param_groups re-exported
 from abawkit.statefile import plain, save_state  # noqa: F401 - re-exported: engine.save_state / engine.plain
 
 
@@ -53,8 +61,10 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int = 0  # optimizer steps; 0 = epochs * steps per epoch
     batch_size: int = 64  # per rank and micro-step
-    accum_steps: int = 1
-    lr: float = 1e-3
+    accum_steps: int = 1  # ignored when global_batch is set
+    global_batch: int = 0  # samples per optimizer step over all ranks (batch_size: the most per micro-step); 0 = off
+    lr: float = 1e-3  # absolute; ignored when blr is set
+    blr: float = 0.0  # base rate per 256 samples (MAE): lr = blr x effective batch / 256
     min_lr: float = 0.0
     weight_decay: float = 0.05
     betas: tuple[float, ...] = (0.9, 0.95)
@@ -75,58 +85,27 @@ class FitResult:
     steps: int
     history: list[dict] = field(default_factory=list)  # one record per epoch
     best: dict | None = None  # the best epoch record (by eval score)
+    effective_batch: int = 0  # samples per optimizer step over all ranks
+    lr: float = 0.0  # the peak learning rate it trained with
+
+
+def scaled(cfg: TrainConfig, world: int) -> TrainConfig:
+    """The settings a run on ``world`` ranks trains with: with ``global_batch``, each rank's share of it in
+    the fewest micro-batches of at most ``batch_size`` (so the effective batch, and with it the schedule,
+    does not depend on the device count), and ``lr`` from ``blr`` (MAE's rule)."""
+    batch, accum = cfg.batch_size, cfg.accum_steps
+    if cfg.global_batch:
+        share = cfg.global_batch // world
+        accum = -(-share // cfg.batch_size)
+        batch = share // max(accum, 1)
+        if share * world != cfg.global_batch or batch * accum != share or not share:
+            raise AbawError(f"train.global_batch {cfg.global_batch} does not split over {world} rank(s) in equal "
+                            f"micro-batches of at most batch_size {cfg.batch_size}: change one of them")
+    effective = batch * accum * world
+    return replace(cfg, batch_size=batch, accum_steps=accum, lr=cfg.blr * effective / 256 if cfg.blr else cfg.lr)
 
 
 # ----------------------------------------------------------------------------- data order
-def item_seed(seed: int, epoch: int, index: int) -> int:
-    return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % (2**63 - 1)
-
-
-class ResumableSampler(DistributedSampler):
-    """Distributed shuffling by (seed, epoch) that can start part-way into an epoch.
-
-    Yields ``(index, item_seed)`` keys; ``SeededDataset`` seeds the RNGs with ``item_seed``.
-    """
-
-    def __init__(self, dataset: Dataset, world: int, rank: int, seed: int) -> None:
-        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        self.skip = 0
-
-    def start(self, epoch: int, skip: int) -> None:
-        self.set_epoch(epoch)
-        self.skip = skip
-
-    def __iter__(self):  # type: ignore[override]
-        indices = list(super().__iter__())[self.skip:]
-        return iter([(i, item_seed(self.seed, self.epoch, i)) for i in indices])
-
-    def __len__(self) -> int:
-        return self.num_samples - self.skip
-
-
-class SeededDataset(Dataset):
-    """Wraps a dataset so each item's random augmentation depends only on its key's seed."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        in_main = get_worker_info() is None
-        saved = rng_state() if in_main else None
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            return self.dataset[index]
-        finally:
-            if saved is not None:
-                set_rng_state(saved)
-
-
 def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, info: distributed.DistInfo,
                 collate_fn: Callable | None = None, pin: bool = False) -> tuple[DataLoader, ResumableSampler]:
     """Training DataLoader with a resumable sampler; workers decode/augment, memory pinned on CUDA."""
@@ -139,81 +118,7 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, info: distributed
     return loader, sampler
 
 
-# ----------------------------------------------------------------------------- optimiser
-def param_groups(model: nn.Module, weight_decay: float, lr_scale: Callable[[str], float] | None = None) -> list[dict]:
-    """AdamW groups: decay on matrices, none on biases/norms/pos_embed/tokens.
-
-    ``lr_scale(name)`` optionally scales a parameter's learning rate (e.g. layer-wise decay).
-    """
-    groups: dict[tuple[float, float], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        skip = p.ndim <= 1 or name.endswith(("pos_embed", "cls_token", "mask_token"))
-        key = (0.0 if skip else weight_decay, lr_scale(name) if lr_scale else 1.0)
-        groups.setdefault(key, []).append(p)
-    return [{"params": ps, "weight_decay": wd, "lr_scale": sc} for (wd, sc), ps in groups.items()]
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-# ----------------------------------------------------------------------------- RNG + checkpoints
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    """python/numpy/torch RNG states, and the CUDA generator of this process's device only.
-
-    Only that generator is ever drawn from (one device per rank), and saving every visible device's
-    state would tie the checkpoint to the device count: a run interrupted with 8 GPUs visible must
-    resume with 1 (``abaw run --gpus``) or on a smaller node.
-    """
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda_device"] = torch.cuda.get_rng_state()
-    return state
-
-
-def portable_rng_state() -> dict:
-    """``rng_state()`` in plain types (numpy's key array -> list), so a checkpoint loads with ``weights_only``."""
-    state = rng_state()
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    state["numpy"] = (str(name), keys.tolist(), int(pos), int(has_gauss), float(cached))
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore ``rng_state()``; any number of visible devices (see ``cuda_device_state``)."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"].cpu())  # a resumed checkpoint may have been mapped to the GPU
-    cuda = cuda_device_state(state) if torch.cuda.is_available() else None
-    if cuda is not None:
-        torch.cuda.set_rng_state(cuda.cpu())
-
-
-def cuda_device_state(state: dict) -> torch.Tensor | None:
-    """The saved CUDA RNG state of this process's device, or None (saved on a CPU, or no such device).
-
-    Older checkpoints hold ``cuda``: one state per device visible at save time; this process's
-    device is the one at ``current_device()`` (its local rank), the only one it drew from.
-    """
-    if state.get("cuda_device") is not None:
-        return state["cuda_device"]
-    old = state.get("cuda") or []
-    i = torch.cuda.current_device()
-    return old[i] if i < len(old) else None
-
-
+# ----------------------------------------------------------------------------- checkpoints
 def _rank_file(path: Path, rank: int) -> Path:
     return path.with_name(f"{path.name}.rank{rank}")
 
@@ -256,6 +161,10 @@ class _Loop:
     history: list = field(default_factory=list)
     best: dict | None = None
 
+    @property
+    def effective_batch(self) -> int:
+        return self.cfg.batch_size * self.cfg.accum_steps * self.info.world
+
     def log(self, event: str, **fields: Any) -> None:
         if self.run is not None and self.info.is_main:
             self.run.log(event, **fields)
@@ -267,7 +176,7 @@ class _Loop:
             save_state(self.ckpt, {
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "step": self.step, "history": plain(self.history),
-                "best": plain(self.best), "rng": portable_rng_state(),
+                "best": plain(self.best), "rng": portable_rng_state(), "effective_batch": self.effective_batch,
             })
         else:
             save_state(_rank_file(self.ckpt, self.info.rank), {"rng": portable_rng_state(), "step": self.step})
@@ -286,6 +195,10 @@ class _Loop:
         except (KeyError, RuntimeError, ValueError) as exc:  # inputs or model settings changed since the save
             raise AbawError(f"{self.ckpt}: the resume checkpoint does not fit this model ({first_line(exc)}); "
                             "the stale run was cleared, run the command again to start afresh") from None
+        if state.get("effective_batch", self.effective_batch) != self.effective_batch:
+            raise AbawError(f"{self.ckpt}: saved by a run with an effective batch of {state['effective_batch']}, this one has "
+                            f"{self.effective_batch} (another device count?): set train.global_batch to "
+                            f"{state['effective_batch']} to resume it")
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
         rng = state["rng"]
@@ -351,22 +264,20 @@ def fit(
     ``batch_transform(batch) -> batch`` runs on the device before ``loss_fn`` (on-device augmentation).
     """
     info, auto_device = distributed.setup(cfg.device, cfg.dist_timeout_min)
+    cfg = scaled(cfg, info.world)
     device = device or auto_device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model.to(device).train()
     loader, sampler = make_loader(dataset, cfg, seed, info, collate_fn, pin=device.type == "cuda")
-    per_epoch = sampler.num_samples // (cfg.batch_size * cfg.accum_steps)
+    effective = cfg.batch_size * cfg.accum_steps * info.world
+    # a fixed global batch: the same steps per epoch on any number of ranks (each rank's sampler holds enough)
+    per_epoch = len(dataset) // effective if cfg.global_batch else sampler.num_samples // (effective // info.world)  # type: ignore[arg-type]
     if per_epoch < 1:
         raise AbawError(f"{len(dataset)} training samples are fewer than one step "  # type: ignore[arg-type]
                         f"(batch_size {cfg.batch_size} x accum_steps {cfg.accum_steps} x {info.world} ranks)")
     total = cfg.max_steps or cfg.epochs * per_epoch
-    groups = param_groups(model, cfg.weight_decay, lr_scale)
-    for g in groups:
-        g["lr"] = cfg.lr * g["lr_scale"]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=(device.type == "cuda") or None)
-    warmup = int(cfg.warmup_epochs * per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.min_lr / cfg.lr))
+    opt, sched = make_optimizer(model, cfg, lr_scale, device, total, int(cfg.warmup_epochs * per_epoch))
     ddp = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -376,10 +287,40 @@ def fit(
     seed_everything(seed + info.rank)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     loop = _Loop(model, ddp, opt, sched, cfg, info, device, total, per_epoch, ckpt, run, batch_transform)
+    _announce(loop, progress)
     if loop.load():
         loop.log("resume", step=loop.step)
-    _run_epochs(loop, loader, sampler, loss_fn, eval_fn, on_best, progress and info.is_main, stop_at or total)
-    return FitResult(loop.step, loop.history, loop.best)
+    with preempt.catching():
+        _run_epochs(loop, loader, sampler, loss_fn, eval_fn, on_best, progress and info.is_main, stop_at or total)
+    return FitResult(loop.step, loop.history, loop.best, loop.effective_batch, cfg.lr)
+
+
+def _announce(loop: _Loop, show: bool) -> None:
+    """Print and log the batch and rate this run trains with (they follow the device count; see ``scaled``)."""
+    from abawkit.console import console
+
+    cfg, eff = loop.cfg, loop.effective_batch
+    loop.log("schedule", effective_batch=eff, batch_size=cfg.batch_size, accum_steps=cfg.accum_steps,
+             ranks=loop.info.world, lr=cfg.lr, steps=loop.total, steps_per_epoch=loop.per_epoch)
+    if show and loop.info.is_main:
+        blr = f" (blr {cfg.blr:.4g} x {eff} / 256)" if cfg.blr else ""
+        console.print(f"effective batch {eff} ({cfg.batch_size} x {cfg.accum_steps} accum x {loop.info.world} rank(s)), "
+                      f"lr {cfg.lr:.4g}{blr}, {loop.total} steps")
+
+
+def _stop(loop: _Loop) -> str:
+    """The stop request this step ends on ("" if none): any rank's (``preempt``), agreed by every rank."""
+    why = preempt.requested()
+    if loop.info.enabled:
+        flag = torch.tensor([1.0 if why else 0.0], device=loop.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        why = why or ("another rank's stop request" if flag.item() else "")
+    return why
+
+
+def _stopped(loop: _Loop, why: str) -> preempt.NotFinished:
+    return preempt.NotFinished(f"stopped at step {loop.step} of {loop.total} on {why}: checkpoint saved in {loop.ckpt}; "
+                               "run the same command again to continue")
 
 
 class _Throughput:
@@ -417,9 +358,14 @@ def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss
                              sec=round(time.time() - t0, 3), img_s=round(meter.update(loop.step), 1))
                 if loop.step >= min(loop.total, stop_at):
                     break
+                if loop.step % loop.per_epoch and (why := _stop(loop)):  # an epoch's last step saves in _end_epoch
+                    loop.save()
+                    raise _stopped(loop, why)
                 if cfg.checkpoint_every and loop.step % cfg.checkpoint_every == 0:
                     loop.save()
             if loop.step % loop.per_epoch == 0 or loop.step == loop.total:
                 _end_epoch(loop, epoch, losses, eval_fn, on_best)
+                if loop.step < min(loop.total, stop_at) and (why := _stop(loop)):
+                    raise _stopped(loop, why)
             elif loop.step >= stop_at:
                 loop.save()

@@ -263,7 +263,7 @@ def last_line(path: Path) -> str:
 def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]],
          state: Mapping[str, State]) -> list[dict[str, Any]]:
     """One row per job: job, stage, state, metric (or a running job's epoch and step), wall time,
-    where it ran (device, or SLURM job id), depends on."""
+    where it ran (device, or SLURM job id and how many times SLURM restarted it), depends on."""
     out = []
     for job in jobs:
         rec, st = record.get(job.id, {}), state[job.id].state
@@ -273,6 +273,8 @@ def rows(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]],
             m = progress(workdir, job)
             wall = time.time() - rec["started"] if rec.get("state") == "running" and rec.get("started") else None
         where = f"slurm {rec['slurm_id']}" if rec.get("slurm_id") else rec.get("device", "-")
+        if rec.get("restarts"):  # requeued by a time limit or a preemption, resumed each time
+            where += f" ({rec['restarts']} restart{'s' if rec['restarts'] > 1 else ''})"
         out.append({"job": job.id, "stage": job.stage, "state": st, "metric": "-" if m is None else m,
                     "wall": "-" if wall is None else f"{wall:.1f} s", "where": where,
                     "depends on": ", ".join(job.deps) or "-"})

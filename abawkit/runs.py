@@ -352,24 +352,26 @@ def open_stage(
 
     Raises ``StageDone`` if it already finished with this config, ``AbawError`` if it finished
     with another config and ``force`` is off. A leftover ``.partial`` folder with the same config
-    is kept (resume); with another config it is cleared.
+    is kept (resume); with another config it is cleared. A ``.partial`` started with ``force`` is
+    resumed even beside a finished output: the redo it began is what the output will be.
     """
     run = StageRun(name, Path(workdir), config, seed=seed, force=force, main_process=main_process)
     manifest = run.final_dir / MANIFEST
-    if manifest.exists() and not force:
+    cfg_file = run.dir / "config.json"
+    started = read_json(cfg_file) if cfg_file.exists() else {}
+    redoing = not force and started.get("forced") and started.get("config_hash") == config_hash(config)
+    if manifest.exists() and not force and not redoing:
         old = read_json(manifest)
         if old.get("config_hash") == config_hash(config):
             raise StageDone(run.final_dir)
         raise AbawError(f"{run.final_dir} exists from a run with another config; pass --force to overwrite it")
     if not main_process:
         return run
-    cfg_file = run.dir / "config.json"
-    if run.dir.exists():
-        same = cfg_file.exists() and read_json(cfg_file).get("config_hash") == config_hash(config)
-        if force or not same:
-            shutil.rmtree(run.dir)
+    if run.dir.exists() and (force or started.get("config_hash") != config_hash(config)):
+        shutil.rmtree(run.dir)
     run.dir.mkdir(parents=True, exist_ok=True)
-    write_json(cfg_file, {"config": to_dict(config), "config_hash": config_hash(config), "seed": seed})
+    write_json(cfg_file, {"config": to_dict(config), "config_hash": config_hash(config), "seed": seed,
+                          "forced": bool(force or redoing)})
     run.log("start", resumed=any(p.name not in ("config.json",) for p in run.dir.iterdir()))
     return run
 

@@ -241,7 +241,7 @@ def test_finetune_init_and_extract_with_a_dinov2_folder(prep_workspace, tmp_path
     work = tmp_path / "work"
     shutil.copytree(prep_workspace, work)
     tiny_dinov2(image_size=518).save_pretrained(tmp_path / "dinov2")
-    fast = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.num_workers=0",
+    fast = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.global_batch=0", "--set", "train.num_workers=0",
             "--set", "train.compile=false", "--set", "model.img_size=28", "--set", "model.layer_decay=0.7"]
     run = CliRunner().invoke
     res = run(app, ["finetune", "--task", "expr", "--init", str(tmp_path / "dinov2"), "--workdir", str(work), *fast])

@@ -16,7 +16,7 @@ from abawkit.predictions import read_predictions
 from abawkit.runs import read_json
 
 runner = CliRunner()
-FAST = ["--set", "train.max_steps=3", "--set", "train.batch_size=16", "--set", "train.num_workers=0",
+FAST = ["--set", "train.max_steps=3", "--set", "train.batch_size=16", "--set", "train.global_batch=0", "--set", "train.num_workers=0",
         "--set", "train.checkpoint_every=2"]
 TINY_MAE = ["--set", "model.decoder_dim=32", "--set", "model.decoder_depth=1", "--set", "model.decoder_heads=2",
             "--set", "preview=3"]

@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from abawkit import plan as pl
 from abawkit.config import load_config
+from abawkit.errors import AbawError
 from abawkit.plan import Job
 from abawkit.stages import run as engine
 from abawkit.stages import slurm
@@ -33,7 +35,7 @@ def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
                                   res.for_stage("pretrain"), threads=8)
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
                  "#SBATCH --time=3-00:00:00", "#SBATCH --mem=64G", "#SBATCH --cpus-per-task=8",
-                 f"#SBATCH --output={tmp_path}/run/logs/pretrain.log", "#SBATCH --kill-on-invalid-dep=yes"):
+                 f'#SBATCH --output="{tmp_path}/run/logs/pretrain.log"', "#SBATCH --kill-on-invalid-dep=yes"):
         assert line in pretrain.splitlines(), line
     assert ("srun --kill-on-bad-exit=1 /py -m torch.distributed.run --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d"
             ' --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" -m abawkit.cli pretrain') in pretrain
@@ -41,7 +43,7 @@ def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
     tmf = slurm.batch_script(tmp_path, job("tmf/va/fold0", "tmf"), ["/py", "-m", "abawkit.cli", "train", "tmf"],
                              res.for_stage("tmf"), threads=8)
     assert "#SBATCH --gres=gpu:1" in tmf and "srun " not in tmf and "--nodes" not in tmf
-    assert "\n/py -m abawkit.cli train tmf\nrc=$?\n" in tmf
+    assert "then /py -m abawkit.cli train tmf & else /py -m abawkit.cli train tmf & fi\n" in tmf
     for text in (pretrain, tmf):
         assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid shell
 
@@ -70,27 +72,52 @@ def test_reconcile_reads_exits_queue_and_blocks_after_a_failure(tmp_path, monkey
         (tmp_path / "run" / "exits" / f"{sid}.json").write_text(f'{{"rc": {rc}, "wall_s": 5}}')
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "manifest.json").write_text("{}")
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"1": "COMPLETED", "2": "FAILED", "3": "CANCELLED",
-                                                            "4": "RUNNING", "5": "PENDING"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"1": ("COMPLETED", 0), "2": ("FAILED", 0), "3": ("CANCELLED", 0),
+                                                     "4": ("RUNNING", 2), "5": ("PENDING", 0)})
     live = slurm.refresh(tmp_path, jobs, record)
     assert live == {"d": "running", "e": "queued"}
     assert record["a"]["state"] == "done" and record["b"]["rc"] == 3
     assert record["c"] == {**record["c"], "state": "blocked", "after": "b"}
+    assert record["d"]["restarts"] == 2  # SLURM requeued it twice (time limit, preemption)
+    assert "slurm 4 (2 restarts)" in [r["where"] for r in pl.rows(tmp_path, jobs, record, pl.assess(tmp_path, jobs, record, live))]
     got = pl.states(tmp_path, jobs, record, live)
     assert got == {"a": "stale", "b": "failed", "c": "blocked", "d": "running", "e": "queued"}  # a: no identity
 
 
 def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypatch):
-    from abawkit.errors import AbawError
     from test_run import fake
 
     jobs = [fake(tmp_path, "a")]
     monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
     pl.write_record(tmp_path, {"a": {"state": "queued", "slurm_id": "5"}})
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"5": "PENDING"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"5": ("PENDING", 0)})
     with pytest.raises(AbawError, match="queued or running in SLURM"):
         engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
     assert not (tmp_path / "order.txt").exists()
+
+
+def test_status_judges_an_unwaited_slurm_run_from_the_refreshed_record_and_saves_it(tmp_path, monkeypatch):
+    """Issue 25 (1): every job still `queued` on disk; SLURM and the exit files say done / failed / cancelled."""
+    from test_run import fake, order
+
+    jobs = [fake(tmp_path, "a"), fake(tmp_path, "bad", ("a",)), fake(tmp_path, "c", ("bad",)), fake(tmp_path, "d")]
+    pl.save_plan(tmp_path, jobs)
+    pl.write_record(tmp_path, {j.id: {"state": "queued", **pl.identity(j), "slurm_id": str(i)}
+                               for i, j in enumerate(jobs, 1)})
+    (tmp_path / "run" / "exits").mkdir(parents=True)
+    for sid, rc in (("1", 0), ("2", 2), ("4", 0)):
+        (tmp_path / "run" / "exits" / f"{sid}.json").write_text(f'{{"rc": {rc}, "wall_s": 5}}')
+    for done in ("a", "d"):
+        (tmp_path / done).mkdir()
+        (tmp_path / done / "manifest.json").write_text("{}")
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"3": ("CANCELLED", 0)})
+    assert engine.status(tmp_path) == {"a": "done", "bad": "failed", "c": "blocked", "d": "done"}
+    assert {k: r["state"] for k, r in pl.read_record(tmp_path).items()} == {
+        "a": "done", "bad": "failed", "c": "blocked", "d": "done"}  # written back
+    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    with pytest.raises(AbawError):  # `bad` fails again
+        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+    assert order(tmp_path) == ["bad"]  # nothing that succeeded under SLURM ran again
 
 
 # ----------------------------------------------------------------------------- a real cluster
@@ -100,6 +127,21 @@ no_sbatch = pytest.mark.skipif(shutil.which("sbatch") is None, reason="no sbatch
 def abaw(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "abawkit.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=1200, env={**os.environ, "COLUMNS": "80"})
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_workspace_path_with_spaces_quotes_unicode_and_percent_runs_under_slurm(tmp_path):
+    """Issue 25 (2): sbatch reads `#SBATCH` lines with its own quoting rules, slurmd expands `%` in --output."""
+    from test_run import fake
+
+    work = tmp_path / "my runs" / "it's \"Ré\" 100%j \\ x"
+    work.mkdir(parents=True)
+    jobs = [fake(work, "a"), fake(work, "b", ("a",))]
+    slurm.submit(work, jobs, slurm.SlurmConfig(), threads=1)
+    slurm.wait(work, jobs, poll_s=1)
+    assert pl.states(work, jobs) == {"a": "done", "b": "done"}
+    assert (work / "run" / "logs" / "b.log").read_text().startswith("(SLURM job ")
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +222,102 @@ def test_cancel_leaves_nothing_queued(release):
     assert "queued" not in status.stdout and "running" not in status.stdout.split("not running")[-1]
 
 
+
+
+# ----------------------------------------------------------------------------- time limits and preemption
+def settle(ids: list[str], timeout_s: float = 900) -> None:
+    """Block until SLURM holds none of ``ids`` queued or running (bounded)."""
+    deadline = time.time() + timeout_s
+    while any(s in slurm.LIVE_STATES for s in slurm.queue_states(ids).values()):
+        assert time.time() < deadline, f"SLURM jobs {ids} still live after {timeout_s} s"
+        time.sleep(2)
+
+
+def train_job(root: Path, work: Path, stage: str, *args: str) -> Job:
+    return Job(stage, stage, (sys.executable, "-m", "abawkit.cli", stage, "-w", str(work), "--recipe", str(root / "recipe"),
+                              "--seed", "1", "--set", "train.num_workers=0", *args), marker=pl.stage_marker(stage))
+
+
+def reference(root: Path, job: Job, src: Path, work: Path) -> Path:
+    """The same command, uninterrupted, on this machine (as many threads as the batch script gives)."""
+    cmd = [str(work) if a == str(src) else a for a in job.cmd]
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    return work
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    x, y = (torch.load(p, map_location="cpu", weights_only=True)["model"] for p in (a, b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_pretrain_longer_than_its_time_limit_finishes_through_requeues_with_the_same_weights(release):
+    root, work = release, release / "limited"
+    job = train_job(root, work, "pretrain", "--images", str(root / "release" / "pretrain_faces"),
+                    "--set", "train.epochs=150", "--set", "train.checkpoint_every=0")
+    cfg = slurm.SlurmConfig(pretrain=slurm.Resources(time="1", signal_grace=20))  # 1 minute against ~2
+    live = slurm.submit(work, [job], cfg, threads=1)
+    settle([pl.read_record(work)["pretrain"]["slurm_id"]])
+    status = abaw("status", "-w", str(work), cwd=root)
+    rec = pl.read_record(work)["pretrain"]
+    assert live and rec["state"] == "done" and rec["restarts"] >= 2, (rec, status.stdout)
+    assert "restarts)" in status.stdout and ": 1 done" in status.stdout, status.stdout
+    log = (work / "run" / "logs" / "pretrain.log").read_text()
+    assert log.count("(not finished: requeue)") == rec["restarts"], log
+    ref = reference(root, job, work, root / "limited-ref")
+    assert same_weights(work / "pretrain" / "checkpoint.pt", ref / "pretrain" / "checkpoint.pt")
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_a_finetune_requeued_midway_resumes_and_ends_with_the_same_weights(release):
+    root, work = release, release / "preempted"
+    prep = abaw("prep", "--release", str(root / "release"), "-w", str(work), "--recipe", str(root / "recipe"), cwd=root)
+    assert prep.returncode == 0, prep.stdout
+    shutil.copytree(work, root / "preempted-ref")
+    job = train_job(root, work, "finetune", "--task", "va", "--fold", "0", "--scratch", "--set", 'tag=""',
+                    "--set", "train.epochs=6")
+    job = Job("finetune/va/fold0", "finetune", job.cmd, marker=pl.stage_marker("finetune/va/fold0"))
+    slurm.submit(work, [job], slurm.SlurmConfig(), threads=1)
+    sid = pl.read_record(work)[job.id]["slurm_id"]
+    log = work / "finetune" / "va" / "fold0.partial" / "log.jsonl"
+    deadline = time.time() + 600
+    while '"event": "train"' not in (log.read_text() if log.exists() else ""):  # mid-way: after its first steps
+        assert time.time() < deadline and slurm.queue_states([sid]).get(sid) in slurm.LIVE_STATES, "never started"
+        time.sleep(1)
+    assert subprocess.run(["scontrol", "requeue", sid], capture_output=True).returncode == 0  # as a preemption does
+    settle([sid])
+    status = abaw("status", "-w", str(work), cwd=root)
+    rec = pl.read_record(work)[job.id]
+    assert rec["state"] == "done" and rec["restarts"] == 1 and "(1 restart)" in status.stdout, (rec, status.stdout)
+    assert '"event": "resume"' in (work / "finetune" / "va" / "fold0" / "log.jsonl").read_text()
+    ref = reference(root, job, work, root / "preempted-ref")
+    assert same_weights(work / "finetune/va/fold0/best.pt", ref / "finetune/va/fold0/best.pt")
+
+
+@pytest.mark.slurm
+@no_sbatch
+def test_status_after_an_unwaited_run_and_a_local_rerun_redoes_only_what_failed(both):
+    """Issue 25 (1) for real: done / failed / blocked once the jobs end; the local launcher then starts only those."""
+    root, _, _ = both
+    smooth = root / "recipe" / "smooth.toml"
+    good = smooth.read_text()
+    try:
+        smooth.write_text(good.replace("gaussian = [2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0]",
+                                       "gaussian = [-1.0]"))
+        sub = abaw(*run_args(root, "slurm", "--launcher", "slurm"), cwd=root)  # not waited: the default
+        assert sub.returncode == 0, sub.stdout + sub.stderr
+        settle([r["slurm_id"] for r in pl.read_record(root / "slurm").values() if r.get("state") in pl.LIVE])
+    finally:
+        smooth.write_text(good)
+    status = abaw("status", "-w", str(root / "slurm"), cwd=root)
+    assert ": 7 done, 1 failed, 2 blocked" in status.stdout, status.stdout
+    assert "failed: smooth/va: last run failed (exit" in status.stdout and "blocked: submit/va: smooth/va failed" in status.stdout
+    again = abaw(*run_args(root, "slurm"), cwd=root)  # the local launcher
+    assert again.returncode == 0, again.stdout
+    started = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("start ")]
+    assert sorted(started) == ["smooth/va", "submit/va", "validate/va"], again.stdout

@@ -7,6 +7,7 @@ barriers and video sharding are all exercised.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -79,3 +80,28 @@ def test_audio_extraction_and_tmf_under_torchrun(tmp_path):
     out = work / "tmf" / "va" / "fold0"
     assert len(read_predictions(out / "pred_val.parquet", "va").df) == 40
     assert read_json(out / "manifest.json")["status"] == "done" and not (out / "last.pt").exists()
+
+
+def test_one_and_two_ranks_train_with_the_same_effective_batch_and_lr_schedule(prep_workspace, tmp_path):
+    """Issue 25 (7): the recipe fixes the global batch; 2 ranks take half of it each, in the same steps."""
+    args = ["pretrain", *TINY_MAE, "--set", "train.device=cpu", "--set", "train.num_workers=0", "--set", "data.max_images=96",
+            "--set", "train.global_batch=32", "--set", "train.batch_size=16", "--set", "train.epochs=2",
+            "--set", "train.log_every=1", "--set", "train.warmup_epochs=1"]
+    logs = {}
+    for ranks in (1, 2):
+        work = tmp_path / f"r{ranks}"
+        shutil.copytree(prep_workspace, work)
+        cmd = [*args, "-w", str(work)]
+        res = (torchrun(*cmd, cwd=tmp_path) if ranks == 2 else
+               subprocess.run([sys.executable, "-m", "abawkit.cli", *cmd], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}))
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"effective batch 32 (16 x {3 - ranks} accum x {ranks} rank(s))" in " ".join(res.stdout.split())
+        logs[ranks] = [json.loads(line) for line in (work / "pretrain" / "log.jsonl").read_text().splitlines()]
+    sched = {r: next(e for e in log if e["event"] == "schedule") for r, log in logs.items()}
+    for key in ("effective_batch", "lr", "steps", "steps_per_epoch"):
+        assert sched[1][key] == sched[2][key], key
+    assert sched[1]["effective_batch"] == 32 and sched[1]["steps"] == 2 * (96 // 32)
+    lrs = {r: [e["lr"] for e in log if e["event"] == "train"] for r, log in logs.items()}
+    assert lrs[1] == lrs[2] and len(lrs[1]) == 6 and len(set(lrs[1])) > 1  # warm-up then cosine, step for step
+    assert read_json(work / "pretrain" / "manifest.json")["metrics"]["effective_batch"] == 32

@@ -207,6 +207,7 @@ def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, r
     st.metrics.update(
         task=cfg.task, fold=cfg.fold, init=cfg.init, val_score=best.get("score"), best_epoch=best.get("epoch"),
         per_class=best.get("per_class"), steps=result.steps, train_frames=len(data["rows"]["train"]),
+        effective_batch=result.effective_batch, lr=result.lr,
         epochs=[{"epoch": h["epoch"], "loss": h["loss"], "score": h.get("score")} for h in result.history],
     )
 

@@ -138,7 +138,8 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
                      batch_transform=BatchAugment(model.arch.img_size, train=True))
         losses = [h["loss"] for h in result.history]
         st.metrics.update(images=len(paths), steps=result.steps, epochs=len(losses), final_loss=losses[-1],
-                          first_loss=losses[0], loss_curve=losses, arch=model.arch.to_dict())
+                          first_loss=losses[0], loss_curve=losses, arch=model.arch.to_dict(),
+                          effective_batch=result.effective_batch, lr=result.lr)
         if info.is_main:
             save_checkpoint(st.add_output("checkpoint.pt"), model.state_dict(), model.arch, "mae",
                             mask_ratio=cfg.model.mask_ratio, norm_pix_loss=cfg.model.norm_pix_loss)

@@ -397,7 +397,8 @@ def execute(workdir: Path, jobs: list[Job], slots_: list[Slot], threads: int, fo
     return pl.states(workdir, jobs)
 
 
-def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | None = None) -> dict[str, str]:
+def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | None = None,
+            record: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """Print the plan's table, then why each job is not done; returns the states.
 
     Under 120 columns (80 when piped) the table is compact: job, state, metric, wall time, where it
@@ -406,7 +407,7 @@ def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | N
 
     from abawkit.console import console, table
 
-    record = pl.read_record(workdir)
+    record = pl.read_record(workdir) if record is None else record
     assessed = pl.assess(workdir, jobs, record, live)
     cols = pl.COLUMNS if console.width >= 120 else pl.NARROW
     t = table("", cols, [[r[c] for c in cols] for r in pl.rows(workdir, jobs, record, assessed)])
@@ -452,7 +453,7 @@ def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool =
     elif launcher == "local":
         from abawkit.stages import slurm
 
-        if queued := slurm.observe(inp.workdir, jobs):  # never a second copy of a job SLURM will run
+        if queued := slurm.observe(inp.workdir, jobs)[1]:  # never a second copy of a job SLURM will run
             raise AbawError(f"{len(queued)} job(s) of {inp.workdir} are queued or running in SLURM (first: "
                             f"{next(iter(queued))}): wait for them (--launcher slurm --wait) or cancel them (--cancel)")
         slots_ = slots(gpus, cfg.jobs)
@@ -491,8 +492,8 @@ def status(workdir: Path) -> dict[str, str]:
     console.print(f"abaw run on {workdir}: " + (f"running (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
                                                 if holder is not None else "not running"))
     try:
-        live = slurm.observe(workdir, jobs)
+        record, live = slurm.observe(workdir, jobs)
     except AbawError as exc:  # SLURM jobs, but no squeue here: states from the files alone
         console.print(f"[yellow]note:[/] {exc}")
-        live = {}
-    return summary(workdir, jobs, f"status of {workdir}", live)
+        record, live = pl.read_record(workdir), {}
+    return summary(workdir, jobs, f"status of {workdir}", live, record)

@@ -34,9 +34,11 @@ from typing import Any, Sequence
 from abawkit import plan as pl
 from abawkit.errors import AbawError
 from abawkit.plan import Job
+from abawkit.preempt import EXIT_NOT_FINISHED
 from abawkit.runs import read_json, stage_lock, write_json, write_text
 
 DDP_STAGES = ("pretrain", "finetune")
+TRAIN_STAGES = ("pretrain", "finetune", "tmf")  # engine.fit saves and exits 75 on USR1 / TERM (abawkit.preempt)
 LIVE_STATES = {"PENDING": "queued", "CONFIGURING": "queued", "REQUEUED": "queued", "RESIZING": "queued",
                "SUSPENDED": "queued", "RUNNING": "running", "COMPLETING": "running"}
 
@@ -53,6 +55,7 @@ class Resources:
     gpus: int | None = None  # --gres=gpu:N (single-process jobs)
     nodes: int | None = None  # pretrain / finetune: srun + torchrun across nodes
     gpus_per_node: int | None = None  # pretrain / finetune: torchrun processes per node
+    signal_grace: int | None = None  # training stages: USR1 this many seconds before the time limit; 0 = none
 
     def over(self, other: Resources) -> Resources:
         """``other``'s values where it sets them, else this one's."""
@@ -83,16 +86,22 @@ class SlurmConfig(Resources):
 # ----------------------------------------------------------------------------- the batch script
 def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, threads: int) -> str:
     """The ``sbatch`` script of one job: resources, the command (``srun`` + torchrun for DDP stages),
-    then its exit code and marker written as files on the workspace (durably, by ``abawkit.runs``)."""
+    then its exit code and marker written as files on the workspace (durably, by ``abawkit.runs``).
+
+    A training stage asks for USR1 ``signal_grace`` seconds before its time limit and the script passes it
+    on; the stage then saves and exits 75 (``preempt.EXIT_NOT_FINISHED``), and the script requeues the job
+    (same id: ``afterok`` dependants wait for its real end). A requeued or restarted run drops ``--force``:
+    the redo it began resumes from ``.partial``. The log is appended to, one section per run."""
     log = Path(workdir) / pl.RUN_DIR / "logs" / f"{job.slug}.log"
-    lines = ["#!/bin/bash", f"#SBATCH --job-name=abaw:{job.id}", f"#SBATCH --output={log}",
-             f"#SBATCH --chdir={os.getcwd()}", "#SBATCH --kill-on-invalid-dep=yes",
-             "#SBATCH --requeue", "#SBATCH --open-mode=append"]  # a node failure reruns the job, keeping its log
+    lines = ["#!/bin/bash", f"#SBATCH --job-name=abaw:{job.id}", f"#SBATCH --output={directive(log, output=True)}",
+             f"#SBATCH --chdir={directive(os.getcwd())}", "#SBATCH --kill-on-invalid-dep=yes",
+             "#SBATCH --open-mode=append", "#SBATCH --requeue"]
     lines += [f"#SBATCH --{k}={v}" for k, v in (("partition", res.partition), ("account", res.account),
                                                 ("time", res.time), ("mem", res.mem)) if v]
+    if res.signal_grace and job.stage in TRAIN_STAGES:
+        lines.append(f"#SBATCH --signal=B:USR1@{res.signal_grace}")
     ddp = job.stage in DDP_STAGES and ((res.nodes or 1) > 1 or (res.gpus_per_node or 0) > 0)
     if ddp:
-        per_node = res.gpus_per_node or 1
         lines += [f"#SBATCH --nodes={res.nodes or 1}", "#SBATCH --ntasks-per-node=1"]
         lines += [f"#SBATCH --gpus-per-node={res.gpus_per_node}"] if res.gpus_per_node else []
     if res.cpus:
@@ -100,20 +109,46 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
     if res.gpus and not ddp:
         lines.append(f"#SBATCH --gres=gpu:{res.gpus}")
     lines += ["set -u", f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} PYTHONUNBUFFERED=1",
-              f"printf '%s\\n' {shlex.quote('$ ' + shlex.join(argv))}",
-              'echo "(SLURM job $SLURM_JOB_ID on $(hostname))"',  # a requeued run: the last run's exit is void
+              'echo "(SLURM job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0})"',
+              # a requeued run: the exit code an earlier run of this id left is void
               f'rm -f {shlex.quote(str(Path(workdir) / pl.RUN_DIR / "exits"))}/"$SLURM_JOB_ID.json"']
-    if ddp:
-        lines += ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-                  "srun --kill-on-bad-exit=1 " + shlex.join([argv[0], "-m", "torch.distributed.run",
-                                                              "--nnodes", str(res.nodes or 1),
-                                                              "--nproc-per-node", str(per_node),
-                                                              "--rdzv-backend", "c10d"])
-                  + ' --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" ' + shlex.join(argv[1:])]
-    else:
-        lines.append(shlex.join(argv))
-    lines += ["rc=$?", _record_exit(workdir, job, argv[0]), "exit $rc", ""]
+    first, again = _command(argv, res, ddp), _command([a for a in argv if a not in job.force], res, ddp)
+    lines += ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'] if ddp else []
+    lines += [f"printf '%s\\n' {shlex.quote('$ ' + shlex.join(argv))}",
+              # the warning before the time limit goes to the command (also when it comes before it started)
+              "pid=; warned=0; trap 'warned=1; [ -z \"$pid\" ] || kill -USR1 \"$pid\" 2>/dev/null' USR1",
+              f'if [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ]; then {first} & else {again} & fi',
+              'pid=$!; [ "$warned" = 0 ] || kill -USR1 "$pid" 2>/dev/null',
+              '# a trapped signal ends `wait` early: wait while the command lives, then take its reported status',
+              'wait "$pid"; rc=$?; while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done',
+              'wait "$pid" 2>/dev/null; r=$?; [ "$r" = 127 ] || rc=$r  # 127: already reported (older bash)',
+              f'if [ "$rc" = {EXIT_NOT_FINISHED} ]; then echo "(not finished: requeue)"; '
+              'scontrol requeue "$SLURM_JOB_ID" && exit 0; fi']
+    lines += [_record_exit(workdir, job, argv[0]), "exit $rc", ""]
     return "\n".join(lines)
+
+
+def _command(argv: Sequence[str], res: Resources, ddp: bool) -> str:
+    """The job's command line, as ``srun`` + torchrun across the allocation's nodes for DDP stages."""
+    if not ddp:
+        return shlex.join(argv)
+    return "srun --kill-on-bad-exit=1 " + shlex.join([
+        argv[0], "-m", "torch.distributed.run", "--nnodes", str(res.nodes or 1), "--nproc-per-node",
+        str(res.gpus_per_node or 1), "--rdzv-backend", "c10d"]) + \
+        ' --rdzv-endpoint "$head:29500" --rdzv-id "$SLURM_JOB_ID" ' + shlex.join(argv[1:])
+
+
+def directive(path: str | Path, output: bool = False) -> str:
+    """A path as the value of an ``#SBATCH`` line. sbatch reads these lines with its own rules, not the
+    shell's: double quotes group (spaces), and inside them a backslash escapes ``"`` and ``\\`` (outside
+    quotes a backslash does not protect a space). slurmd then reads ``--output`` as a pattern: ``%%`` is a
+    literal ``%``, unless the name holds a backslash, which turns patterns off and is itself escaped."""
+    text = str(path)
+    if "\n" in text:
+        raise AbawError(f"{text!r}: SLURM cannot take a path with a line break; move the workspace")
+    if output:
+        text = text.replace("\\", "\\\\") if "\\" in text else text.replace("%", "%%")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _record_exit(workdir: Path, job: Job, python: str) -> str:
@@ -130,7 +165,8 @@ def record_exit(workdir: str, job_id: str, marker: str, rc: str, slurm_id: str, 
     if int(rc) == 0 and marker:
         write_text(marker, f"{job_id} exit 0\n")
     write_json(Path(workdir) / pl.RUN_DIR / "exits" / f"{slurm_id}.json",
-               {"job": job_id, "rc": int(rc), "slurm_id": slurm_id, "wall_s": int(wall_s)})
+               {"job": job_id, "rc": int(rc), "slurm_id": slurm_id, "wall_s": int(wall_s),
+                "restarts": int(os.environ.get("SLURM_RESTART_COUNT") or 0)})
 
 
 # ----------------------------------------------------------------------------- SLURM's view
@@ -145,14 +181,22 @@ def _slurm(*args: str) -> subprocess.CompletedProcess:
         raise AbawError(f"--launcher slurm: {args[0]} not found on PATH (is this a SLURM login node?)") from None
 
 
-def queue_states(ids: Sequence[str]) -> dict[str, str]:
-    """SLURM id -> SLURM state (PENDING, RUNNING, COMPLETED, CANCELLED...) of the jobs SLURM still knows."""
+def queue(ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """SLURM id -> (state: PENDING, RUNNING, COMPLETED, CANCELLED..., restarts: how many times it was requeued)
+    of the jobs SLURM still knows."""
     if not ids:
         return {}
-    out = _slurm("squeue", "--noheader", "--states=all", "--format=%i|%T", f"--jobs={','.join(ids)}")
+    out = _slurm("squeue", "--noheader", "--states=all", "--Format=JobID:|,State:|,RestartCnt:|",
+                 f"--jobs={','.join(ids)}")
     if out.returncode != 0 and "Invalid job id" not in out.stderr:
         raise AbawError(f"squeue failed: {out.stderr.strip() or out.stdout.strip()}")
-    return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+    rows = [line.split("|") for line in out.stdout.split() if line.count("|") >= 3]
+    return {r[0]: (r[1], int(r[2]) if r[2].isdigit() else 0) for r in rows}
+
+
+def queue_states(ids: Sequence[str]) -> dict[str, str]:
+    """SLURM id -> SLURM state of the jobs SLURM still knows."""
+    return {k: v[0] for k, v in queue(ids).items()}
 
 
 def refresh(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -160,19 +204,22 @@ def refresh(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]
     jobs wrote; returns job -> "queued" / "running" for the live ones."""
     subs = {j.id: record[j.id]["slurm_id"] for j in jobs
             if record.get(j.id, {}).get("slurm_id") and record[j.id].get("state") in pl.LIVE}
-    queue = queue_states(list(subs.values()))
+    found = queue(list(subs.values()))
+    states = {k: v[0] for k, v in found.items()}
     live = {}
     for job_id, sid in subs.items():
         rec = record[job_id]
         exit_file = Path(workdir) / pl.RUN_DIR / "exits" / f"{sid}.json"
+        if sid in found:
+            rec["restarts"] = found[sid][1]
         # A job SLURM holds as pending was requeued if its exit file exists: that file is an earlier run's.
-        if queue.get(sid) in LIVE_STATES and (not exit_file.exists() or LIVE_STATES[queue[sid]] == "queued"):
-            live[job_id] = LIVE_STATES[queue[sid]]
-            rec["slurm_state"] = queue[sid]
+        if states.get(sid) in LIVE_STATES and (not exit_file.exists() or LIVE_STATES[states[sid]] == "queued"):
+            live[job_id] = LIVE_STATES[states[sid]]
+            rec["slurm_state"] = states[sid]
         elif exit_file.exists():
             ex = read_json(exit_file)
             rec.update(state="done" if ex["rc"] == 0 else "failed", rc=ex["rc"], wall_s=ex.get("wall_s"),
-                       slurm_state=queue.get(sid, "ended"))
+                       slurm_state=states.get(sid, "ended"), restarts=ex.get("restarts", rec.get("restarts", 0)))
         else:  # cancelled, killed (time limit, memory, node), or never started: a failed dependency
             failed = [record[d].get("after", d) for d in next(j for j in jobs if j.id == job_id).deps
                       if record.get(d, {}).get("state") in ("failed", "blocked")]
@@ -180,7 +227,7 @@ def refresh(workdir: Path, jobs: Sequence[Job], record: dict[str, dict[str, Any]
                 rec.update(state="blocked", after=failed[0])
             else:
                 rec.update(state="failed", rc=None)
-            rec["slurm_state"] = queue.get(sid, "ended")
+            rec["slurm_state"] = states.get(sid, "ended")
     return live
 
 
@@ -237,22 +284,29 @@ def _submit_one(workdir: Path, job: Job, cfg: SlurmConfig, threads: int, redo: b
     return sid
 
 
-def observe(workdir: Path, jobs: Sequence[Job], write: bool = False) -> dict[str, str]:
-    """Live jobs (job -> queued / running) after refreshing the record; ``write``: save it (under the run lock)."""
-    if not any(r.get("slurm_id") and r.get("state") in pl.LIVE for r in pl.read_record(workdir).values()):
-        return {}
-    if not write:
-        return refresh(workdir, jobs, pl.read_record(workdir))
-    with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
-        record = pl.read_record(workdir)
+def observe(workdir: Path, jobs: Sequence[Job]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The run's record brought up to date from SLURM's queue and the exit files, and the live jobs (job ->
+    queued / running). The refreshed record is written back under the run lock, so every reader (``abaw
+    status``, the local launcher, the next submission) judges states from the same facts; when another
+    ``abaw run`` holds that lock, it is the writer, and this call only reads."""
+    record = pl.read_record(workdir)
+    if not any(r.get("slurm_id") and r.get("state") in pl.LIVE for r in record.values()):
+        return record, {}
+    try:
+        with stage_lock(Path(workdir) / pl.RUN_DIR, "run"):
+            record = pl.read_record(workdir)
+            live = refresh(workdir, jobs, record)
+            pl.write_record(workdir, record)
+    except AbawError as exc:
+        if "already running" not in str(exc):  # squeue failed: the caller says so
+            raise
         live = refresh(workdir, jobs, record)
-        pl.write_record(workdir, record)
-    return live
+    return record, live
 
 
 def wait(workdir: Path, jobs: Sequence[Job], poll_s: float = 5.0) -> None:
     """Follow the workspace's SLURM jobs until none is queued or running."""
-    while observe(workdir, jobs, write=True):
+    while observe(workdir, jobs)[1]:
         time.sleep(poll_s)
 
 
