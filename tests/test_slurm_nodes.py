@@ -42,7 +42,7 @@ def test_a_requeued_job_is_queued_whatever_its_earlier_run_left(tmp_path, monkey
     record = {j.id: {"state": "queued", "slurm_id": str(i)} for i, j in enumerate(jobs, 1)}
     (tmp_path / "run" / "exits").mkdir(parents=True)
     (tmp_path / "run" / "exits" / "1.json").write_text('{"rc": 1, "wall_s": 5}')
-    monkeypatch.setattr(slurm, "queue_states", lambda ids: {"1": "PENDING", "2": "PENDING"})
+    monkeypatch.setattr(slurm, "queue", lambda ids: {"1": ("PENDING", 1), "2": ("PENDING", 0)})
     assert slurm.refresh(tmp_path, jobs, record) == {"pretrain": "queued", "finetune": "queued"}
     assert record["pretrain"]["state"] == "queued"
     stale = tmp_path / "run" / "exits" / "1.json"
