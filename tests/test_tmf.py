@@ -28,7 +28,7 @@ def test_forward_backward_every_param_gets_gradient(positions):
     out[~pad].sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
+        assert p.grad.abs().max() > 1e-4, (name, p.grad.abs().max().item())  # real: > 0.5; cancelled by a norm: ~1e-7
 
 
 def test_padded_frames_do_not_change_real_outputs():
