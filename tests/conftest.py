@@ -4,10 +4,12 @@ Both are read-only for tests: copy them (``shutil.copytree``) before changing an
 ``synth_release``: 10 annotation names (one ``_left``/``_right`` pair, one video without a crop
 folder), 60 frames at 30 fps, 64 px crops, seed 0. ``prep_workspace``: a workdir whose ``prep/``
 stage (frames, videos, splits, audio, crops) was made from it with the demo recipe at size 64.
+``keep_torch_threads`` (every test): torch's thread count is put back after each test.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,15 @@ def hash_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sha256-cache")
     os.environ["ABAW_HASH_CACHE"] = str(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """A command run in-process (CliRunner) calls ``torch.set_num_threads`` when its recipe sets ``threads``
+    (the demo's predict: 1). Without this, every later test in the session ran on that one thread, whatever
+    OMP_NUM_THREADS said, so which kernels a test saw depended on the tests run before it."""
+    torch = sys.modules.get("torch")  # never imported here: tests without torch stay fast
+    before = torch.get_num_threads() if torch else None
+    yield
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)

@@ -221,7 +221,7 @@ def test_predict_fold_all_averages_the_folds(demo_run, tmp_path):
         result = _predict(work, recipe, video, "--fold", fold, "--set", "smooth=false", "--set", "tasks=['va']", "--force")
         assert result.exit_code == 0, result.output
         va[fold] = pd.read_csv(work / "predict" / "f" / "predictions.csv")[["valence", "arousal"]].to_numpy()
-    assert not np.allclose(va["0"], va["1"])
+    assert np.abs(va["0"] - va["1"]).max() > 1e-2  # two folds' models: ~0.2 apart here, rounding ~1e-7
     assert np.allclose(va["all"], (va["0"] + va["1"]) / 2, atol=2e-4)
 
 

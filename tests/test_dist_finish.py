@@ -44,12 +44,15 @@ def test_shares_cover_every_item_once(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- the timeout key
-def _timeout_rank(rank: int, port: int, out: str, gave_up) -> None:
+def _timeout_rank(rank: int, port: int, out: str, gave_up, started) -> None:
     _join_group(rank, port)
     import torch.distributed as dist
 
     from abawkit import distributed
 
+    # the 1.8 s also bounds the rendezvous: start it only once both ranks have imported torch (seconds apart on
+    # a loaded machine, which failed the test with "1/2 clients joined")
+    started.wait(WAIT_S)
     distributed.setup("cpu", timeout_min=0.03)  # 1.8 s
     if rank == 0:  # the slow rank: it reaches no collective before rank 1 has given up waiting
         assert gave_up.wait(WAIT_S)
@@ -71,8 +74,9 @@ def test_process_group_timeout_is_the_configured_one(tmp_path):
     from abawkit.engine import TrainConfig
 
     assert distributed.DEFAULT_TIMEOUT_MIN >= 60 and TrainConfig().dist_timeout_min == 0  # 0 = that default
-    gave_up = mp.get_context("spawn").Event()
-    mp.spawn(_timeout_rank, args=(free_port(), str(tmp_path), gave_up), nprocs=2, join=True)
+    ctx = mp.get_context("spawn")
+    gave_up, started = ctx.Event(), ctx.Barrier(2)
+    mp.spawn(_timeout_rank, args=(free_port(), str(tmp_path), gave_up, started), nprocs=2, join=True)
     r = json.loads((tmp_path / "rank1.json").read_text())
     assert r["raised"] and r["waited_s"] < 60, r  # the group's timeout, not gloo's 30 min
 

@@ -102,4 +102,5 @@ def test_same_seed_same_outputs_on_cpu(pretrained):
         return read_predictions(pretrained / "finetune" / "expr" / f"fold0-{tag}" / "pred_val.parquet").values()
 
     a, b, c = run("seed-a", 3), run("seed-b", 3), run("seed-c", 4)
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-4  # another seed after 3 steps: ~6e-3 here; a rounding change: ~1e-7

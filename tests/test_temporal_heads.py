@@ -25,8 +25,9 @@ def test_every_head_trains_and_ignores_padding(temporal):
     out = model(x, pad)
     assert out.shape == (2, 24, 3) and torch.isfinite(out).all()
     out[~pad].sum().backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for name, p in model.named_parameters():  # real gradients are > 0.5 here; one a norm cancels is ~1e-7
+        assert p.grad is not None, name
+        assert p.grad.abs().max() > 1e-4, (name, p.grad.abs().max().item())
     model.eval()
     x2 = x.clone()
     x2[1, 15:] = 100.0  # garbage in the padding never reaches real frames

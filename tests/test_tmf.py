@@ -28,7 +28,7 @@ def test_forward_backward_every_param_gets_gradient(positions):
     out[~pad].sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
+        assert p.grad.abs().max() > 1e-4, (name, p.grad.abs().max().item())  # real: > 0.5; cancelled by a norm: ~1e-7
 
 
 def test_padded_frames_do_not_change_real_outputs():
@@ -135,7 +135,8 @@ def test_extract_and_train_tmf_end_to_end(tmp_path):
     make_encoder(enc, seed=1)
     res = runner.invoke(app, ["extract", "vision", "-w", str(work), "--checkpoint", str(enc), "--set", "vision.workers=0"])
     assert res.exit_code == 0 and "skip" not in res.output
-    assert not np.allclose(open_store(work, "mae").read("v1", 40), x)
+    new = np.asarray(open_store(work, "mae").read("v1", 40), np.float32)
+    assert np.abs(new - x).max() > 0.1  # another encoder moves features by ~1; rounding, float16 included, by < 1e-2
 
     res = runner.invoke(app, ["train", "tmf", "-w", str(work), "--task", "expr", "--features", "mae,fbank", *FAST])
     assert res.exit_code == 0, res.output
@@ -172,4 +173,5 @@ def test_tmf_same_seed_same_outputs(tmp_path):
                                   "--seed", str(seed), "--set", f"tag={tag}"])
         assert res.exit_code == 0, res.output
         preds.append(read_predictions(work / "tmf" / "va" / f"fold0-{tag}" / "pred_val.parquet").values())
-    assert np.array_equal(preds[0], preds[1]) and not np.array_equal(preds[0], preds[2])
+    assert np.array_equal(preds[0], preds[1])
+    assert np.abs(preds[0] - preds[2]).max() > 1e-2  # another seed: ~1 here; a mere rounding change would be ~1e-7
