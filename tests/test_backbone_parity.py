@@ -17,30 +17,15 @@ import pytest
 import timm
 import torch
 import transformers as T
-from PIL import Image
 
 from abawkit.errors import AbawError
 from abawkit.features.vision import VisionSettings, encode_crops
 from abawkit.models.backbones import CLIP_NORM, IMAGENET, BackboneArch, TimmBackbone, default_pool
 from abawkit.stages.extract import load_vision_encoder
 
+from test_backbones import crops, own_norm
+
 CPU = torch.device("cpu")
-
-
-def crops(tmp_path, size: int, n: int = 2) -> tuple[list[str], torch.Tensor]:
-    """``n`` random PNG crops of ``size`` px -> (paths, pixels [n, 3, size, size] in [0, 1])."""
-    rng = np.random.default_rng(size)
-    paths, pixels = [], []
-    for i in range(n):
-        img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        Image.fromarray(img).save(tmp_path / f"p{size}_{i}.png")
-        paths.append(str(tmp_path / f"p{size}_{i}.png"))
-        pixels.append(torch.from_numpy(img).permute(2, 0, 1).float() / 255)
-    return paths, torch.stack(pixels)
-
-
-def own_norm(x: torch.Tensor, norm: tuple) -> torch.Tensor:
-    return (x - torch.tensor(norm[0]).view(1, 3, 1, 1)) / torch.tensor(norm[1]).view(1, 3, 1, 1)
 
 
 def encode(encoder, paths: list[str], size: int, pool: str) -> np.ndarray:
