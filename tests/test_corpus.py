@@ -192,7 +192,19 @@ def test_predict_gives_the_same_predictions_whatever_the_start_time(workspace, c
         assert res.exit_code == 0, res.output
         dfs.append(pd.read_csv(workspace / "predict" / path.stem / "predictions.csv"))
     assert dfs[0]["time"].iloc[0] == 0 and dfs[0]["face"].all()
-    pd.testing.assert_frame_equal(dfs[0], dfs[1])
+    a, b = dfs
+    assert list(a.columns) == list(b.columns)
+    exact = ["frame", "time", "face"]
+    pd.testing.assert_frame_equal(a[exact], b[exact])
+    # Values from two encodes of the same frames agree to well below any real difference (a shifted clock
+    # moves them by 0.1 and more); a decision is compared only where its probabilities are not a near-tie.
+    values = [c for c in a.columns if c.startswith("p_") or c in ("valence", "arousal")]
+    np.testing.assert_allclose(a[values].to_numpy(float), b[values].to_numpy(float), atol=2e-3)
+    probs = a[[c for c in a.columns if c.startswith("p_")]].to_numpy(float)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 5e-3
+    assert clear.sum() >= len(a) // 2
+    assert (a["expression"][clear] == b["expression"][clear]).all()
 
 
 @pytest.mark.slow
