@@ -77,7 +77,7 @@ def until(what: Callable[[], object], timeout: float, why: str) -> object:
 
 def finish(work: Path, job: Job, timeout: float = 600) -> dict:
     """Follow the job (refreshing the workspace record) to its end; its record."""
-    until(lambda: not slurm.observe(work, [job], write=True), timeout, f"{job.id} still queued or running")
+    until(lambda: not slurm.observe(work, [job])[1], timeout, f"{job.id} still queued or running")
     return pl.read_record(work)[job.id]
 
 
@@ -147,7 +147,7 @@ def test_a_node_set_down_under_a_job_requeues_it_and_it_finishes_once_the_node_i
         try:
             until(lambda: (f := job_facts(sid)).get("Restarts") == "1" and f.get("JobState") == "PENDING", 60,
                   f"job {sid} requeued")
-            assert slurm.observe(work, [job]) == {"pretrain": "queued"}  # nothing read it as failed meanwhile
+            assert slurm.observe(work, [job])[1] == {"pretrain": "queued"}  # nothing read it as failed meanwhile
             assert not (work / "run" / "exits" / f"{sid}.json").exists()
             assert "DOWN" in scontrol("show", "node", down)  # it stays down (and the 2-node job waits) until resumed
         finally:
