@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-
 import torch
 import torch.distributed as dist
 

@@ -46,7 +46,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from abawkit import distributed, preempt
 from abawkit.determinism import (  # noqa: F401 - re-exported: the engine's API before they moved
-    ResumableSampler, SeededDataset, cuda_device_state, item_seed, portable_rng_state, rng_state, seed_everything,
+    ResumableSampler,
+    SeededDataset,
+    cuda_device_state,
+    item_seed,
+    portable_rng_state,
+    rng_state,
+    seed_everything,
     set_rng_state,
 )
 from abawkit.errors import AbawError, first_line

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from abawkit.errors import AbawError
+from abawkit.io import write_parquet
 from abawkit.labels import TaskSpec, task
-from abawkit.runs import write_parquet
 
 
 @dataclass

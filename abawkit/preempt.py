@@ -19,7 +19,7 @@ import signal
 import threading
 from typing import Any, Iterator
 
-from abawkit.runs import Interrupted
+from abawkit.workspace.stage import Interrupted
 
 EXIT_NOT_FINISHED = 75
 _requested: list[str] = []  # names of the signals received, oldest first

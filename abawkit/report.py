@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from abawkit.runs import atomic_path, write_text
+from abawkit.io import atomic_path, write_text
 
 
 @dataclass

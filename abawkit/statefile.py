@@ -27,7 +27,7 @@ def save_state(path: Path, obj: dict) -> None:
     """``torch.save`` through a temporary file renamed into place; a full disk is one clear error."""
     import torch
 
-    from abawkit.runs import atomic_path, write_error
+    from abawkit.io import atomic_path, write_error
 
     with atomic_path(path) as tmp:
         try:

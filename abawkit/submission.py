@@ -24,10 +24,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from abawkit.files import visible, walk
 from abawkit.errors import AbawError, where
+from abawkit.files import visible, walk
+from abawkit.io import atomic_path
 from abawkit.labels import TaskSpec, task
-from abawkit.runs import atomic_path
 
 Expected = dict[str, np.ndarray]  # video -> sorted 1-based frame numbers, in submission order
 TRACK_TAGS = {"au": "AU", "expr": "EXPR", "va": "VA"}

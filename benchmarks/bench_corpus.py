@@ -24,8 +24,8 @@ sys.path.insert(0, str(TESTS))
 
 from corpus import BEEP, write_corpus  # noqa: E402  (tests/ holds the corpus writer)
 
-from abawkit.runs import MANIFEST  # noqa: E402
 from abawkit.stages.predict import PredictConfig, run  # noqa: E402
+from abawkit.workspace.stage import MANIFEST  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -37,11 +37,11 @@ def cpu_seconds() -> float:
 
 def tiny_workspace(root: Path) -> Path:
     """The tests' workspace (``test_corpus.workspace``): prep, vision + fbank features, TMF for EXPR."""
+    from test_corpus import FAST
+    from test_tmf import make_encoder, make_prep
     from typer.testing import CliRunner
 
     from abawkit.cli import app
-    from test_corpus import FAST
-    from test_tmf import make_encoder, make_prep
 
     work, enc = make_prep(root / "w"), make_encoder(root / "enc.pt")
     for args in (["extract", "vision", "--checkpoint", str(enc), "--set", "vision.workers=0"],

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from abawkit.runs import MANIFEST
 from abawkit.stages.predict import PredictConfig, run
+from abawkit.workspace.stage import MANIFEST
 
 SIZES = ((640, 360), (1280, 720))
 SHARES = ("decode", "detect", "crop", "audio", "encode", "temporal", "write")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from abawkit.data.release import find_annotation_files, read_annotations
 from abawkit.labels import TASKS
+from abawkit.release.annotations import find_annotation_files, read_annotations
 
 
 def build_tree(root: Path, videos: int, frames: int, seed: int = 0) -> int:

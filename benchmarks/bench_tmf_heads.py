@@ -25,9 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from abawkit.config import load_config  # noqa: E402
+from abawkit.io import read_json  # noqa: E402
 from abawkit.labels import task  # noqa: E402
-from abawkit.runs import StageDone, read_json  # noqa: E402
 from abawkit.stages import tmf as tmf_stage  # noqa: E402
+from abawkit.workspace.stage import StageDone  # noqa: E402
 
 
 def copy_inputs(src: Path, out: Path) -> None:

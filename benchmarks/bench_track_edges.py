@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from abawkit.data.facetrack import TrackSettings, find_faces
-from abawkit.data.media import FaceDetector
+from abawkit.video.facetrack import TrackSettings, find_faces
+from abawkit.video.media import FaceDetector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from videos import clip  # noqa: E402  (the test suite's clip writer)

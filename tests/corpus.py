@@ -17,7 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-
 from videos import face_scene
 
 SECONDS = 2.0

@@ -8,7 +8,12 @@ import soundfile as sf
 import torch
 
 from abawkit.errors import AbawError
-from abawkit.features.audio import Fbank, align_to_frames, build_audio_extractor, extract_frames
+from abawkit.features.audio import (
+    Fbank,
+    align_to_frames,
+    build_audio_extractor,
+    extract_frames,
+)
 from abawkit.models.vggish import VGGish, load_vggish
 
 SR = 16000

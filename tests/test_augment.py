@@ -14,7 +14,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from abawkit.data.augment import BatchAugment, colour_jitter, draw_params, identity_params, normalize, to_model_input
+from abawkit.data.augment import (
+    BatchAugment,
+    colour_jitter,
+    draw_params,
+    identity_params,
+    normalize,
+    to_model_input,
+)
 from abawkit.data.faces import FaceCrops, collate_faces, jpeg_side
 from abawkit.engine import SeededDataset, TrainConfig, fit, item_seed
 from abawkit.errors import AbawError

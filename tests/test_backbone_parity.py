@@ -17,13 +17,18 @@ import pytest
 import timm
 import torch
 import transformers as T
+from test_backbones import crops, own_norm
 
 from abawkit.errors import AbawError
 from abawkit.features.vision import VisionSettings, encode_crops
-from abawkit.models.backbones import CLIP_NORM, IMAGENET, BackboneArch, TimmBackbone, default_pool
+from abawkit.models.backbones import (
+    CLIP_NORM,
+    IMAGENET,
+    BackboneArch,
+    TimmBackbone,
+    default_pool,
+)
 from abawkit.stages.extract import load_vision_encoder
-
-from test_backbones import crops, own_norm
 
 CPU = torch.device("cpu")
 
@@ -239,7 +244,7 @@ def test_extract_eva02_stores_its_own_embedding_under_a_new_key(prep_workspace, 
     from abawkit.cli import app
     from abawkit.data.tables import load_prep
     from abawkit.features.store import open_store
-    from abawkit.runs import write_json
+    from abawkit.io import write_json
     from abawkit.stages.predict import Models, PredictConfig, vision_part
 
     work = tmp_path / "work"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from abawkit.cli import app
 from abawkit.errors import AbawError
-from abawkit.runs import lock_path
+from abawkit.workspace.locks import lock_path
 
 runner = CliRunner()
 
@@ -45,7 +45,7 @@ def test_full_or_read_only_disk_is_one_line(tmp_path, synth_release, monkeypatch
     def no_space(path):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr("abawkit.runs._create_temp", no_space)
+    monkeypatch.setattr("abawkit.io._create_temp", no_space)
     w = tmp_path / "w"
     result = runner.invoke(app, ["prep", "--release", str(synth_release), "-w", str(w)])
     assert result.exit_code == 2, result.output
@@ -89,7 +89,7 @@ def test_haar_asked_for_without_cascade_and_mtcnn_fallback_warns_once(monkeypatc
     import cv2
 
     from abawkit.console import console
-    from abawkit.data.media import FaceDetector
+    from abawkit.video.media import FaceDetector
 
     monkeypatch.delattr(cv2, "CascadeClassifier")
     with pytest.raises(AbawError, match="detector haar: this OpenCV .* has no Haar face cascade"):

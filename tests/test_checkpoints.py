@@ -7,8 +7,14 @@ import timm
 import torch
 
 from abawkit.errors import AbawError
-from abawkit.models.checkpoints import (checkpoint_arch, detect_format, load_encoder, load_frame_model,
-                                        read_checkpoint, save_checkpoint)
+from abawkit.models.checkpoints import (
+    checkpoint_arch,
+    detect_format,
+    load_encoder,
+    load_frame_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from abawkit.models.heads import FrameModel
 from abawkit.models.mae import MAE, ViTEncoder, encoder_arch
 

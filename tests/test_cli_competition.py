@@ -10,9 +10,10 @@ from test_postprocess import noisy_predictions, synthetic_frames
 from typer.testing import CliRunner
 
 from abawkit.commands import ensemble, evaluate, smooth, submit, validate
+from abawkit.io import read_json, write_parquet
 from abawkit.labels import task
 from abawkit.predictions import make_predictions, read_predictions, write_predictions
-from abawkit.runs import read_json, stage, write_parquet
+from abawkit.workspace.stage import stage
 
 runner = CliRunner()
 app = typer.Typer()

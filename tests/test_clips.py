@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from abawkit.data.clips import ClipDataset, VideoData, average_clips, clip_starts, collate, flatten_valid
+from abawkit.data.clips import (
+    ClipDataset,
+    VideoData,
+    average_clips,
+    clip_starts,
+    collate,
+    flatten_valid,
+)
 from abawkit.losses import task_loss
 
 

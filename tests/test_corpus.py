@@ -7,17 +7,16 @@ on 16 px crops + filter banks, TMF for EXPR).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
+from corpus import BEEP, Spec, coded, specs, truncate, upright, write, write_corpus
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.media import extract_audio, iter_video, probe_video
 from abawkit.errors import AbawError
 from abawkit.features.audio import Fbank, extract_frames
-from corpus import BEEP, Spec, coded, specs, truncate, upright, write, write_corpus
+from abawkit.video.media import extract_audio, iter_video, probe_video
 
 runner = CliRunner()
 NAMES = [s.name for s in specs()]
@@ -40,7 +39,7 @@ def decoded(path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_clip_decodes_upright_on_a_clock_from_its_first_frame(corpus, name):
-    from abawkit.data.decode import decode_break
+    from abawkit.video.decode import decode_break
 
     spec, path = corpus[name]
     times, first = decoded(path)
@@ -69,8 +68,8 @@ def test_every_display_matrix_is_applied_as_ffmpeg_does(tmp_path, deg, hflip):
 
 def test_portrait_phone_clips_find_the_faces_of_their_upright_twin(corpus):
     """prep's path (``crop_video``) and predict's share the decoder: the face is found in every frame."""
-    from abawkit.data.facetrack import TrackSettings
-    from abawkit.data.media import FaceDetector, crop_video
+    from abawkit.video.facetrack import TrackSettings
+    from abawkit.video.media import FaceDetector, crop_video
 
     det = FaceDetector("mtcnn", device="cpu", min_face=40)
     s = TrackSettings(every=5, max_gap=15)

@@ -75,7 +75,7 @@ def test_demo_rerun_skips_finished_jobs_and_status_shows_them_done(demo_run):
     assert "start " not in result.output and "ablation" in result.output
     status = runner.invoke(app, ["status", "-w", str(work)])
     assert status.exit_code == 0, status.output
-    from abawkit.plan import load_plan
+    from abawkit.run.plan import load_plan
 
     assert "not running" in status.output and f": {len(load_plan(work))} done" in status.output
     for state in ("pending", "stale", "failed", "running"):

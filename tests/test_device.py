@@ -127,7 +127,13 @@ def test_frame_model_prediction_path_on_another_device(tmp_path, monkeypatch):
 def test_tmf_prediction_path_on_another_device(monkeypatch, positions):
     """stages.tmf.predict (the TMF stage's val/test predictions and `abaw predict --model tmf`)."""
     from abawkit.data.clips import VideoData
-    from abawkit.stages.tmf import ClipConfig, ModelConfig, TMFConfig, build_model, predict
+    from abawkit.stages.tmf import (
+        ClipConfig,
+        ModelConfig,
+        TMFConfig,
+        build_model,
+        predict,
+    )
 
     cfg = TMFConfig(task="va", clips=ClipConfig(length=8, stride=4, eval_stride=4),
                     model=ModelConfig(d_model=8, layers=1, heads=2, positions=positions))

@@ -72,8 +72,8 @@ def test_a_gpu_slot_that_sees_no_gpu_is_an_error_not_a_cpu_run(gpus):
 def test_every_stage_refuses_cuda_without_a_gpu(gpus, monkeypatch):
     """Training and extraction stages (distributed.setup), prep's and predict's detector, predict:
     main ran the first two on the CPU without a word."""
-    from abawkit.data.media import FaceDetector
     from abawkit.stages import predict
+    from abawkit.video.media import FaceDetector
 
     gpus(0)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-
-from abawkit.data.align import align_face, eye_angle
-from abawkit.data.facetrack import Detections, TrackSettings, find_faces, link, select
-from abawkit.data.media import FaceDetector, crop_video, extract_audio
 from videos import clip, face_scene, write_video
+
+from abawkit.video.align import align_face, eye_angle
+from abawkit.video.facetrack import Detections, TrackSettings, find_faces, link, select
+from abawkit.video.media import FaceDetector, crop_video, extract_audio
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_face_rotated_20_degrees_comes_out_upright(mtcnn):
     assert aligned.shape == (112, 112, 3)
     again = _eyes(mtcnn, cv2.resize(aligned, (224, 224)))  # an independent look at the output
     assert abs(eye_angle(again)) <= 3
-    from abawkit.data.media import square_crop
+    from abawkit.video.media import square_crop
 
     plain = square_crop(img, mtcnn.detect_faces([img])[0].boxes[0], 112)  # --align none keeps the tilt
     assert abs(eye_angle(_eyes(mtcnn, cv2.resize(plain, (224, 224))))) > 12
@@ -162,7 +162,7 @@ def test_prep_rejects_an_unknown_align(tmp_path):
 def test_a_haar_hit_leaves_the_other_frames_aligned():
     """A frame MTCNN missed and the Haar fallback found has no landmarks: only the frames that need it are
     cut as squares, not the whole video (one fallback hit used to drop alignment for every crop)."""
-    from abawkit.data.facetrack import Detections, link, select
+    from abawkit.video.facetrack import Detections, link, select
 
     box, one = np.array([[10, 10, 50, 50]], np.float32), np.ones(1, np.float32)
     lm = np.arange(10, dtype=np.float32).reshape(1, 5, 2)

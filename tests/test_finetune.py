@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from abawkit.cli import app
 from abawkit.data.tables import fold_videos, load_prep
+from abawkit.io import read_json
 from abawkit.models.checkpoints import load_frame_model
 from abawkit.predictions import read_predictions
-from abawkit.runs import read_json
 
 runner = CliRunner()
 FAST = ["--set", "train.max_steps=3", "--set", "train.batch_size=16", "--set", "train.global_batch=0", "--set", "train.num_workers=0",

@@ -15,7 +15,9 @@ import torch
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.runs import load_stage, lock_holder, lock_path, read_json, stage
+from abawkit.io import read_json
+from abawkit.workspace.locks import lock_holder, lock_path
+from abawkit.workspace.stage import load_stage, stage
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLD = """
 import sys
 from dataclasses import dataclass
-from abawkit.runs import stage
+from abawkit.workspace.stage import stage
 
 @dataclass(frozen=True)
 class C:
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 sys.path.insert(0, sys.argv[2])
 from test_engine import CFG, NoisyRegression, mse, tiny_model
 from abawkit.engine import fit
-from abawkit.runs import stage
+from abawkit.workspace.stage import stage
 
 @dataclass(frozen=True)
 class C:

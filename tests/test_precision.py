@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_tmf import make_encoder, make_prep
 from typer.testing import CliRunner
 
 from abawkit.cli import app
 from abawkit.devices import default_precision, resolve_precision
 from abawkit.errors import AbawError
 from abawkit.features.store import extraction_precision, open_store
-from test_tmf import make_encoder, make_prep
 
 runner = CliRunner()
 

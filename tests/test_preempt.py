@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from abawkit import plan as pl
-from abawkit.engine import fit
-from abawkit.runs import StageDone, open_stage
-from abawkit.stages import slurm
 from test_engine import CFG, NoisyRegression, mse, tiny_model, weights
+
+from abawkit.engine import fit
+from abawkit.run import plan as pl
+from abawkit.run import slurm
+from abawkit.workspace.stage import StageDone, open_stage
 
 
 @pytest.fixture

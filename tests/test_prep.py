@@ -12,10 +12,10 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.release import nearest_filled, read_annotations
-from abawkit.errors import AbawError
 from abawkit.data.tables import fold_videos, load_prep
+from abawkit.errors import AbawError
 from abawkit.labels import TASKS, task_for_folder
+from abawkit.release.annotations import nearest_filled, read_annotations
 
 runner = CliRunner()
 

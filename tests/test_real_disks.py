@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from conftest import TINY
 from PIL import Image
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.discover import annotation_items, discover
 from abawkit.data.faces import image_folder
 from abawkit.labels import task
+from abawkit.release.discover import annotation_items, discover
 from abawkit.submission import read_truth
-
-from conftest import TINY
 
 runner = CliRunner()
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x02\x00\x00\x00\t\x00\x00\x002"

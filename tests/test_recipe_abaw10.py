@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from abawkit.cli import app
 from abawkit.config import load_config
-from abawkit.stages import run as engine
+from abawkit.run import build
 
 runner = CliRunner()
 
@@ -15,9 +15,9 @@ def plan(tmp_path, *sets: str) -> dict:
     release, backbone, wavlm = tmp_path / "release", tmp_path / "dinov2", tmp_path / "wavlm"
     for d in (release, backbone, wavlm):
         d.mkdir(exist_ok=True)
-    inp = engine.RunInputs(tmp_path / "w", "abaw10-dinov2", release, mae=backbone, audio={"wavlm": str(wavlm)})
-    cfg = load_config(engine.RunConfig, "run", "abaw10-dinov2", list(sets))
-    return {j.id: j for j in engine.build(cfg, inp)}
+    inp = build.RunInputs(tmp_path / "w", "abaw10-dinov2", release, mae=backbone, audio={"wavlm": str(wavlm)})
+    cfg = load_config(build.RunConfig, "run", "abaw10-dinov2", list(sets))
+    return {j.id: j for j in build.build(cfg, inp)}
 
 
 def test_frozen_plan_extracts_the_backbone_once(tmp_path):

@@ -15,11 +15,12 @@ RECIPE_FILES = sorted(RECIPES_DIR.glob("*/*.toml"))
 
 def config_class(stage: str) -> type:
     """The stage module's config: the dataclass named ``<stage>Config`` (case-insensitive)."""
-    module = importlib.import_module(f"abawkit.stages.{stage}")
+    where = {"run": "abawkit.run.build", "demo": "abawkit.run.demo"}.get(stage, f"abawkit.stages.{stage}")
+    module = importlib.import_module(where)
     for name, obj in vars(module).items():
         if name.lower() == f"{stage}config" and dataclasses.is_dataclass(obj):
             return obj
-    raise AssertionError(f"abawkit.stages.{stage} has no {stage.capitalize()}Config dataclass")
+    raise AssertionError(f"{where} has no {stage.capitalize()}Config dataclass")
 
 
 def test_both_recipes_exist():

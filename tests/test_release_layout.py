@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.discover import discover
 from abawkit.data.tables import load_prep
 from abawkit.errors import AbawError
-
-from conftest import TINY
+from abawkit.release.discover import discover
 
 runner = CliRunner()
 
@@ -170,7 +169,7 @@ def test_discovery_rules(tmp_path):
 
 
 def test_templates_header_only_and_bad_row(tmp_path):
-    from abawkit.data.release import template_counts
+    from abawkit.release.annotations import template_counts
 
     empty, good, bad = tmp_path / "e.txt", tmp_path / "g.txt", tmp_path / "b.txt"
     empty.write_text("image_location,valence,arousal\n")

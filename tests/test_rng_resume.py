@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_engine import CFG, NoisyRegression, mse, tiny_model, weights
 from torch import nn
 
 from abawkit import engine
 from abawkit.engine import TrainConfig, fit
-from test_engine import CFG, NoisyRegression, mse, tiny_model, weights
 
 
 class FakeCuda:

@@ -17,17 +17,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from abawkit import plan as pl
 from abawkit.cli import app
 from abawkit.errors import AbawError
-from abawkit.plan import Job
-from abawkit.stages import run as engine
+from abawkit.run import build, local
+from abawkit.run import plan as pl
+from abawkit.run.plan import Job
 
 runner = CliRunner()
 
 FAKE = """
 import json, os, pathlib, sys, time
-from abawkit.runs import stage_lock
+from abawkit.workspace.locks import stage_lock
 w = pathlib.Path(sys.argv[1]); me = sys.argv[2]; deps = sys.argv[3].split(",") if sys.argv[3] else []
 lock = stage_lock(w, me); lock.__enter__()  # as every stage does: a second run of it exits 2
 with open(w / "order.txt", "a") as f:
@@ -68,18 +68,18 @@ def order(work: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def cpu(n: int = 1) -> list[engine.Slot]:
-    return engine.slots(None, n)
+def cpu(n: int = 1) -> list[local.Slot]:
+    return local.slots(None, n)
 
 
 def test_jobs_run_after_their_dependencies_and_rerun_skips_finished(tmp_path):
     jobs = [fake(tmp_path, "prep"), fake(tmp_path, "pretrain", ("prep",)), fake(tmp_path, "ft/a", ("pretrain",)),
             fake(tmp_path, "ft/b", ("pretrain",)), fake(tmp_path, "ens", ("ft/a", "ft/b"))]
-    state = engine.execute(tmp_path, jobs, cpu(2), threads=1)
+    state = local.execute(tmp_path, jobs, cpu(2), threads=1)
     assert set(state.values()) == {"done"}
     ran = order(tmp_path)
     assert sorted(ran) == sorted(j.id for j in jobs) and ran[0] == "prep" and ran[-1] == "ens"
-    assert engine.execute(tmp_path, jobs, cpu(2), threads=1) == state
+    assert local.execute(tmp_path, jobs, cpu(2), threads=1) == state
     assert order(tmp_path) == ran  # nothing started again
     record = pl.read_record(tmp_path)
     assert record["ft/a"]["device"] == "cpu" and record["ft/a"]["wall_s"] >= 0
@@ -89,7 +89,7 @@ def test_jobs_run_after_their_dependencies_and_rerun_skips_finished(tmp_path):
 def test_a_failing_job_stops_only_its_dependants(tmp_path):
     jobs = [fake(tmp_path, "prep"), fake(tmp_path, "bad", ("prep",)), fake(tmp_path, "after-bad", ("bad",)),
             fake(tmp_path, "later", ("after-bad",)), fake(tmp_path, "other", ("prep",))]
-    state = engine.execute(tmp_path, jobs, cpu(1), threads=1)
+    state = local.execute(tmp_path, jobs, cpu(1), threads=1)
     assert state == {"prep": "done", "bad": "failed", "after-bad": "blocked", "later": "blocked", "other": "done"}
     assert "after-bad" not in order(tmp_path)
     log = Path(pl.read_record(tmp_path)["bad"]["log"])
@@ -101,13 +101,13 @@ def test_a_failing_job_stops_only_its_dependants(tmp_path):
 
 def test_stale_jobs_are_redone_with_their_dependants(tmp_path):
     jobs = [fake(tmp_path, "a"), fake(tmp_path, "b", ("a",)), fake(tmp_path, "c", ("b",)), fake(tmp_path, "d")]
-    engine.execute(tmp_path, jobs, cpu(1), threads=1)
+    local.execute(tmp_path, jobs, cpu(1), threads=1)
     earlier = (tmp_path / "a" / "manifest.json").stat().st_mtime - 100
     for j in ("b", "c"):  # a was redone after b and c
         os.utime(tmp_path / j / "manifest.json", (earlier, earlier))
     assert pl.states(tmp_path, jobs) == {"a": "done", "b": "stale", "c": "stale", "d": "done"}
     (tmp_path / "order.txt").unlink()
-    engine.execute(tmp_path, jobs, cpu(1), threads=1)
+    local.execute(tmp_path, jobs, cpu(1), threads=1)
     assert order(tmp_path) == ["b", "c"]
 
 
@@ -122,7 +122,7 @@ def test_independent_jobs_run_side_by_side_with_their_own_gpu_and_threads(tmp_pa
     six_gpus(monkeypatch)
     monkeypatch.setenv("FAKE_WAIT_x", "y/manifest.json")  # x finishes only once y did: needs two slots at once
     jobs = [fake(tmp_path, "x"), fake(tmp_path, "y")]
-    state = engine.execute(tmp_path, jobs, engine.slots("0,1", 1), threads=3)
+    state = local.execute(tmp_path, jobs, local.slots("0,1", 1), threads=3)
     assert state == {"x": "done", "y": "done"}
     env = [json.loads((tmp_path / "env" / j).read_text()) for j in ("x", "y")]
     assert sorted(e["CUDA_VISIBLE_DEVICES"] for e in env) == ["0", "1"]
@@ -140,19 +140,19 @@ def test_a_running_stage_shows_its_epoch_and_step(tmp_path):
 
 def test_slots_and_threads_follow_the_options(monkeypatch):
     six_gpus(monkeypatch)
-    assert [s.device for s in engine.slots("2,5", 1)] == ["cuda:2", "cuda:5"]
-    assert len(engine.slots(None, 3)) == 3
+    assert [s.device for s in local.slots("2,5", 1)] == ["cuda:2", "cuda:5"]
+    assert len(local.slots(None, 3)) == 3
     cores = len(os.sched_getaffinity(0))
-    assert engine.threads_per_job(0, 1) == cores and engine.threads_per_job(0, 10 * cores) == 1
-    assert engine.threads_per_job(2, 4) == 2
+    assert local.threads_per_job(0, 1) == cores and local.threads_per_job(0, 10 * cores) == 1
+    assert local.threads_per_job(2, 4) == 2
     for bad in ("a,b", ","):
         with pytest.raises(AbawError, match="--gpus"):
-            engine.slots(bad, 1)
+            local.slots(bad, 1)
 
 
 def test_killing_the_run_kills_its_jobs_and_a_rerun_resumes(tmp_path):
     jobs = [fake(tmp_path, "first"), fake(tmp_path, "slow", ("first",)), fake(tmp_path, "last", ("slow",))]
-    code = ("import sys, pathlib; from abawkit.stages import run as e; from test_run import fake;"
+    code = ("import sys, pathlib; from abawkit.run import local as e; from test_run import fake;"
             "w = pathlib.Path(sys.argv[1]); e.execute(w, [fake(w, 'first'), fake(w, 'slow', ('first',)),"
             " fake(w, 'last', ('slow',))], e.slots(None, 1), threads=1)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
@@ -170,7 +170,7 @@ def test_killing_the_run_kills_its_jobs_and_a_rerun_resumes(tmp_path):
     assert pl.states(tmp_path, jobs) == {"first": "done", "slow": "pending", "last": "pending"}
     (tmp_path / "go").write_text("")
     (tmp_path / "order.txt").unlink()
-    assert set(engine.execute(tmp_path, jobs, cpu(1), threads=1).values()) == {"done"}
+    assert set(local.execute(tmp_path, jobs, cpu(1), threads=1).values()) == {"done"}
     assert order(tmp_path) == ["slow", "last"]  # the finished job was not redone
 
 
@@ -184,7 +184,7 @@ def test_a_second_run_on_the_same_workspace_is_refused(tmp_path):
         f.write(json.dumps({"pid": 4242, "host": "h"}))
         f.flush()
         with pytest.raises(AbawError, match="already running .*4242"):
-            engine.execute(tmp_path, [fake(tmp_path, "a")], cpu(1), threads=1)
+            local.execute(tmp_path, [fake(tmp_path, "a")], cpu(1), threads=1)
         assert not (tmp_path / "order.txt").exists()
 
 
@@ -210,10 +210,10 @@ def test_abaw5_plan_needs_the_audio_checkpoints_and_has_six_folds(tmp_path):
     base = ["run", "--release", str(release), "-w", str(tmp_path / "w"), "--recipe", "abaw5", "--dry-run"]
     result = runner.invoke(app, base)
     assert result.exit_code == 2 and "--audio hubert=CHECKPOINT" in result.output and "Traceback" not in result.output
-    inp = engine.RunInputs(tmp_path / "w", "abaw5", release, mae=mae, audio={"hubert": "h", "vggish": "v"})
+    inp = build.RunInputs(tmp_path / "w", "abaw5", release, mae=mae, audio={"hubert": "h", "vggish": "v"})
     from abawkit.config import load_config
 
-    jobs = engine.build(load_config(engine.RunConfig, "run", "abaw5"), inp)
+    jobs = build.build(load_config(build.RunConfig, "run", "abaw5"), inp)
     ids = [j.id for j in jobs]
     assert "pretrain" not in ids and "features/hubert" in ids and "features/vggish" in ids
     assert sum(i.startswith("finetune/") for i in ids) == 18 and "features/mae-va-fold5" in ids

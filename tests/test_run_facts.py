@@ -13,13 +13,13 @@ import types
 from pathlib import Path
 
 import pytest
+from test_run import cpu, fake, order
 from typer.testing import CliRunner
 
-from abawkit import plan as pl
 from abawkit.cli import app
-from abawkit.runs import stage_lock
-from abawkit.stages import run as engine
-from test_run import cpu, fake, order
+from abawkit.run import local
+from abawkit.run import plan as pl
+from abawkit.workspace.locks import stage_lock
 
 runner = CliRunner()
 
@@ -30,9 +30,9 @@ def argv(work: Path, job: str) -> str:
 
 def test_a_failed_forced_rerun_is_failed_and_says_so(tmp_path):
     jobs = [fake(tmp_path, "a"), fake(tmp_path, "b", ("a",))]
-    assert set(engine.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
+    assert set(local.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
     (tmp_path / "fail_a").write_text("")
-    state = engine.execute(tmp_path, jobs, cpu(), threads=1, force=True)
+    state = local.execute(tmp_path, jobs, cpu(), threads=1, force=True)
     assert state == {"a": "failed", "b": "blocked"}  # a's old manifest is still there: not "done"
     out = runner.invoke(app, ["status", "-w", str(tmp_path)]).output
     assert "failed: a: last run failed (exit 2)" in out and "blocked: b: a failed" in out
@@ -44,10 +44,10 @@ def test_a_failed_rerun_of_a_stale_job_is_failed(tmp_path):
     recipe.mkdir()
     (recipe / "a.toml").write_text("lr = 0.1\n")
     jobs = [fake(tmp_path, "a", recipe=str(recipe))]
-    engine.execute(tmp_path, jobs, cpu(), threads=1)
+    local.execute(tmp_path, jobs, cpu(), threads=1)
     (recipe / "a.toml").write_text("lr = 0.2\n")
     (tmp_path / "fail_a").write_text("")
-    assert engine.execute(tmp_path, jobs, cpu(), threads=1) == {"a": "failed"}
+    assert local.execute(tmp_path, jobs, cpu(), threads=1) == {"a": "failed"}
 
 
 def test_config_and_command_changes_make_jobs_stale_with_the_reason(tmp_path):
@@ -55,7 +55,7 @@ def test_config_and_command_changes_make_jobs_stale_with_the_reason(tmp_path):
     recipe.mkdir()
     (recipe / "a.toml").write_text("lr = 0.1  # a comment\n")
     jobs = [fake(tmp_path, "a", recipe=str(recipe)), fake(tmp_path, "b", ("a",), recipe=str(recipe))]
-    engine.execute(tmp_path, jobs, cpu(), threads=1)
+    local.execute(tmp_path, jobs, cpu(), threads=1)
     (recipe / "a.toml").write_text("lr = 0.1  # another comment\n")  # the same config
     assert pl.states(tmp_path, jobs) == {"a": "done", "b": "done"}
     (recipe / "a.toml").write_text("lr = 0.2\n")
@@ -64,7 +64,7 @@ def test_config_and_command_changes_make_jobs_stale_with_the_reason(tmp_path):
     out = runner.invoke(app, ["status", "-w", str(tmp_path)]).output
     assert "stale: a: config changed" in out
     (tmp_path / "order.txt").unlink()
-    assert set(engine.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
+    assert set(local.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
     assert order(tmp_path) == ["a", "b"]
     reseeded = [fake(tmp_path, "a", (), "--seed", "1", recipe=str(recipe)), jobs[1]]  # e.g. another --seed
     assert pl.assess(tmp_path, reseeded)["a"] == pl.State("stale", "command changed")
@@ -78,10 +78,10 @@ def test_jobs_after_a_redone_job_start_over_instead_of_resuming(tmp_path):
     jobs = [fake(tmp_path, "a", recipe=str(recipe), force=("--force",)),
             fake(tmp_path, "b", ("a",), force=("--force",)), fake(tmp_path, "c", ("b",), force=("--force",))]
     (tmp_path / "fail_b").write_text("")  # b stops half-way (as if it kept a .partial built on a's output)
-    assert engine.execute(tmp_path, jobs, cpu(), threads=1) == {"a": "done", "b": "failed", "c": "blocked"}
+    assert local.execute(tmp_path, jobs, cpu(), threads=1) == {"a": "done", "b": "failed", "c": "blocked"}
     (tmp_path / "fail_b").unlink()
     (recipe / "a.toml").write_text("lr = 0.2\n")  # a is redone: b must not resume from the old a
-    assert set(engine.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
+    assert set(local.execute(tmp_path, jobs, cpu(), threads=1).values()) == {"done"}
     assert argv(tmp_path, "a") == "--force" and argv(tmp_path, "b") == "--force" and argv(tmp_path, "c") == "--force"
 
 
@@ -91,7 +91,7 @@ def test_a_job_that_cannot_start_stops_the_jobs_already_running(tmp_path):
     pid = None
     try:
         with pytest.raises(FileNotFoundError):
-            engine.execute(tmp_path, [slow, broken], cpu(2), threads=1)
+            local.execute(tmp_path, [slow, broken], cpu(2), threads=1)
         pid = pl.read_record(tmp_path)["slow"]["pid"]
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped (and reaped) before the scheduler gave up
@@ -120,19 +120,19 @@ def test_a_job_whose_stage_is_running_elsewhere_is_waited_for_not_started(tmp_pa
 
     threading.Thread(target=other_run, daemon=True).start()
     held.wait(10)
-    assert engine.execute(tmp_path, jobs, cpu(2), threads=1) == {"a": "done", "b": "done"}
+    assert local.execute(tmp_path, jobs, cpu(2), threads=1) == {"a": "done", "b": "done"}
     assert waiting.is_set()
 
 
 def test_markers_use_one_clock_the_workspace_filesystem(tmp_path, monkeypatch):
     """The scheduler's clock 100 s behind the file server's: validate-like jobs (no manifest) stay done."""
     skewed = types.SimpleNamespace(time=lambda: time.time() - 100, monotonic=time.monotonic, sleep=time.sleep)
-    monkeypatch.setattr(engine, "time", skewed)
+    monkeypatch.setattr(local, "time", skewed)
     jobs = [fake(tmp_path, "submit"), fake(tmp_path, "validate", ("submit",), marker="")]
-    assert engine.execute(tmp_path, jobs, cpu(), threads=1) == {"submit": "done", "validate": "done"}
+    assert local.execute(tmp_path, jobs, cpu(), threads=1) == {"submit": "done", "validate": "done"}
     assert (tmp_path / "run" / "done" / "validate").is_file()
     (tmp_path / "order.txt").unlink()
-    assert engine.execute(tmp_path, jobs, cpu(), threads=1) == {"submit": "done", "validate": "done"}
+    assert local.execute(tmp_path, jobs, cpu(), threads=1) == {"submit": "done", "validate": "done"}
     assert order(tmp_path) == []
 
 
@@ -140,7 +140,7 @@ def test_status_fits_80_columns(tmp_path):
     ids = ["prep", "pretrain", "finetune/expr/fold0", "features/mae-expr-fold5", "tmf/expr/fold0-vision",
            "ensemble/expr", "smooth/expr", "submit/expr-fold0"]
     jobs = [fake(tmp_path, ids[0])] + [fake(tmp_path, j, tuple(ids[:i])) for i, j in enumerate(ids) if i]
-    engine.execute(tmp_path, jobs, cpu(), threads=1)
+    local.execute(tmp_path, jobs, cpu(), threads=1)
     out = runner.invoke(app, ["status", "-w", str(tmp_path)], env={"COLUMNS": "80"}).output
     assert max(map(len, out.splitlines())) <= 80, out
     for j in ids:

@@ -6,7 +6,7 @@ import pytest
 
 from abawkit.devices import job_gpus, visible_gpus
 from abawkit.errors import AbawError
-from abawkit.stages import run as engine
+from abawkit.run import local
 
 
 def gpu_envs(slots):
@@ -15,16 +15,16 @@ def gpu_envs(slots):
 
 def test_gpus_count_within_an_inherited_allotment(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
-    slots = engine.slots("0,1", 1)
+    slots = local.slots("0,1", 1)
     assert gpu_envs(slots) == ["4", "5"]  # main: "0", "1" (GPUs this job was not given)
     assert [s.device for s in slots] == ["cuda:4", "cuda:5"]
     with pytest.raises(AbawError, match=r"GPU 4 is not one of the 4 .*CUDA_VISIBLE_DEVICES=4,5,6,7"):
-        engine.slots("0,4", 1)
+        local.slots("0,4", 1)
 
 
 def test_jobs_spread_over_every_visible_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert gpu_envs(engine.slots(None, 4)) == ["2", "3", "2", "3"]  # main: no GPU set, all on cuda:0
+    assert gpu_envs(local.slots(None, 4)) == ["2", "3", "2", "3"]  # main: no GPU set, all on cuda:0
 
 
 def test_without_inherited_list_gpus_are_the_device_files(tmp_path):

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from abawkit.errors import AbawError
-from abawkit.runs import Interrupted, StageDone, atomic_path, load_stage, read_json, sha256_file, stage, write_json
+from abawkit.io import atomic_path, read_json, write_json
+from abawkit.workspace.fingerprints import sha256_file
+from abawkit.workspace.stage import Interrupted, StageDone, load_stage, stage
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def test_load_stage_hint(tmp_path):
 def test_release_listing_sees_sizes_mtimes_and_crop_folders_not_in_place_rewrites(tmp_path):
     import os
 
-    from abawkit.runs import listing_sha256
+    from abawkit.workspace.fingerprints import listing_sha256
 
     crops = tmp_path / "crops" / "v1"
     crops.mkdir(parents=True)
@@ -108,7 +110,7 @@ def test_checkpoint_fingerprints_see_content_and_are_cached(tmp_path, monkeypatc
     import hashlib
     import os
 
-    from abawkit import runs
+    from abawkit.workspace import fingerprints as runs
 
     monkeypatch.setenv("ABAW_HASH_CACHE", str(tmp_path / "cache"))
     ckpt = tmp_path / "hubert"
@@ -149,7 +151,7 @@ def test_checkpoint_fingerprints_see_content_and_are_cached(tmp_path, monkeypatc
 
 
 def test_a_dangling_link_is_an_error_naming_the_link(tmp_path):
-    from abawkit.runs import content_sha256, listing_sha256
+    from abawkit.workspace.fingerprints import content_sha256, listing_sha256
 
     (tmp_path / "crops").mkdir()
     (tmp_path / "crops" / "v1").symlink_to(tmp_path / "gone")
@@ -161,7 +163,7 @@ def test_a_dangling_link_is_an_error_naming_the_link(tmp_path):
 def test_a_link_cycle_is_listed_once(tmp_path):
     """A release folder linked back to an ancestor (or to itself twice) is fingerprinted once, not until
     ELOOP (which used to surface as a bogus "dangling symbolic link" ...a/up/a/up/...)."""
-    from abawkit.runs import content_sha256, listing_sha256
+    from abawkit.workspace.fingerprints import content_sha256, listing_sha256
 
     (tmp_path / "rel" / "a").mkdir(parents=True)
     (tmp_path / "rel" / "a" / "x.txt").write_text("1")
@@ -175,7 +177,7 @@ def test_a_link_cycle_is_listed_once(tmp_path):
 def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     import os
 
-    from abawkit import runs
+    from abawkit import io as runs
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -186,7 +188,7 @@ def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_a_finished_stage_is_swapped_in_whole_even_if_interrupted(tmp_path, monkeypatch):
-    from abawkit import runs
+    from abawkit.workspace import stage as runs
 
     with stage(tmp_path, "s", C(lr=0.1)) as run:
         run.add_output("a.txt").write_text("old")

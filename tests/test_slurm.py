@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from abawkit import plan as pl
 from abawkit.config import load_config
 from abawkit.errors import AbawError
-from abawkit.plan import Job
-from abawkit.stages import run as engine
-from abawkit.stages import slurm
+from abawkit.run import build, launch, slurm
+from abawkit.run import plan as pl
+from abawkit.run.plan import Job
 
 
 def job(id_: str, stage: str, deps: tuple[str, ...] = (), marker: str | None = None) -> Job:
@@ -30,7 +29,7 @@ def job(id_: str, stage: str, deps: tuple[str, ...] = (), marker: str | None = N
 
 
 def test_ddp_stages_run_as_srun_plus_torchrun_across_nodes(tmp_path):
-    res = load_config(engine.RunConfig, "run", "abaw5").slurm
+    res = load_config(build.RunConfig, "run", "abaw5").slurm
     pretrain = slurm.batch_script(tmp_path, job("pretrain", "pretrain"), ["/py", "-m", "abawkit.cli", "pretrain"],
                                   res.for_stage("pretrain"), threads=8)
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
@@ -88,11 +87,11 @@ def test_the_local_launcher_never_starts_a_job_slurm_will_run(tmp_path, monkeypa
     from test_run import fake
 
     jobs = [fake(tmp_path, "a")]
-    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    monkeypatch.setattr(launch, "build", lambda cfg, inp, synth="": jobs)
     pl.write_record(tmp_path, {"a": {"state": "queued", "slurm_id": "5"}})
     monkeypatch.setattr(slurm, "queue", lambda ids: {"5": ("PENDING", 0)})
     with pytest.raises(AbawError, match="queued or running in SLURM"):
-        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+        launch.run(build.RunConfig(), build.RunInputs(tmp_path, "demo", tmp_path))
     assert not (tmp_path / "order.txt").exists()
 
 
@@ -111,12 +110,12 @@ def test_status_judges_an_unwaited_slurm_run_from_the_refreshed_record_and_saves
         (tmp_path / done).mkdir()
         (tmp_path / done / "manifest.json").write_text("{}")
     monkeypatch.setattr(slurm, "queue", lambda ids: {"3": ("CANCELLED", 0)})
-    assert engine.status(tmp_path) == {"a": "done", "bad": "failed", "c": "blocked", "d": "done"}
+    assert launch.status(tmp_path) == {"a": "done", "bad": "failed", "c": "blocked", "d": "done"}
     assert {k: r["state"] for k, r in pl.read_record(tmp_path).items()} == {
         "a": "done", "bad": "failed", "c": "blocked", "d": "done"}  # written back
-    monkeypatch.setattr(engine, "build", lambda cfg, inp, synth="": jobs)
+    monkeypatch.setattr(launch, "build", lambda cfg, inp, synth="": jobs)
     with pytest.raises(AbawError):  # `bad` fails again
-        engine.run(engine.RunConfig(), engine.RunInputs(tmp_path, "demo", tmp_path))
+        launch.run(build.RunConfig(), build.RunInputs(tmp_path, "demo", tmp_path))
     assert order(tmp_path) == ["bad"]  # nothing that succeeded under SLURM ran again
 
 

@@ -2,7 +2,7 @@
 
 The tests marked `slurm` need a cluster of at least two responding nodes (``SLURM_NODES=2 .ci/slurm-up.sh``:
 each slurmd in its own network and UTS namespace) at the address ``SLURM_CONF`` gives; they skip otherwise.
-Each submits through ``stages.slurm.submit`` (the batch script ``[slurm.pretrain] nodes = 2`` produces:
+Each submits through ``run.slurm.submit`` (the batch script ``[slurm.pretrain] nodes = 2`` produces:
 ``srun`` + torchrun, c10d rendezvous on the first node, gloo) and follows it through the workspace's record.
 """
 
@@ -19,12 +19,12 @@ from typing import Callable
 
 import pytest
 import torch
-
-from abawkit import plan as pl
-from abawkit.plan import Job
-from abawkit.stages import slurm
 from test_finetune import FAST, TINY_MAE
 from test_torchrun import torchrun
+
+from abawkit.run import plan as pl
+from abawkit.run import slurm
+from abawkit.run.plan import Job
 
 TWO_NODES = slurm.SlurmConfig(pretrain=slurm.Resources(nodes=2))
 

@@ -7,9 +7,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data.release import source_key
-from abawkit.data.splits import fold_counts, imbalance, make_splits
 from abawkit.data.tables import load_prep
+from abawkit.release.annotations import source_key
+from abawkit.release.splits import fold_counts, imbalance, make_splits
 
 runner = CliRunner()
 

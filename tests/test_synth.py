@@ -6,8 +6,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.data import synthetic as syn
 from abawkit.labels import AU_NAMES
+from abawkit.release import synthetic as syn
 
 runner = CliRunner()
 
@@ -39,9 +39,9 @@ def test_layout_and_quirks(synth_release):
 
 
 def test_deterministic_per_seed(tmp_path, synth_release):
-    from abawkit.stages.synth import SynthConfig, run
-
     from conftest import TINY
+
+    from abawkit.stages.synth import SynthConfig, run
 
     run(SynthConfig(**TINY), tmp_path / "a")
     run(SynthConfig(**{**TINY, "seed": 1}), tmp_path / "b")

@@ -60,7 +60,7 @@ def make_prep(work, n_videos=6, n_frames=40, fps=25.0):
     """A tiny prep workspace: crops that encode the expression, WAVs, all three tasks' labels."""
     from PIL import Image
 
-    from abawkit.runs import stage
+    from abawkit.workspace.stage import stage
 
     rng = np.random.default_rng(0)
     rows, vids = [], []

@@ -16,11 +16,11 @@ import sys
 
 import numpy as np
 import torch
-
-from abawkit.features.store import open_store
-from abawkit.runs import read_json
 from test_finetune import FAST, TINY_MAE
 from test_tmf import make_encoder, make_prep
+
+from abawkit.features.store import open_store
+from abawkit.io import read_json
 
 
 def one_thread_env() -> dict[str, str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from abawkit.data.facetrack import TrackSettings, find_faces
-from abawkit.data.media import FaceDetector
 from videos import clip
+
+from abawkit.video.facetrack import TrackSettings, find_faces
+from abawkit.video.media import FaceDetector
 
 
 class Counting:

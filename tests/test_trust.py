@@ -131,7 +131,7 @@ def test_hf_audio_folder_with_unsafe_pickle_is_refused(tmp_path):
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_written_files_follow_the_umask(tmp_path, umask, mode):
     from abawkit.engine import save_state
-    from abawkit.runs import write_json
+    from abawkit.io import write_json
 
     old = os.umask(umask)
     try:

@@ -49,7 +49,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     convention); a workdir that cannot be written (read-only, full disk, no permission) -> 2;
     a finished stage -> a note + 0.
     """
-    from abawkit.runs import Interrupted, StageDone
+    from abawkit.workspace.stage import Interrupted, StageDone
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -7,7 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, Force, Recipe, Seed, Sets, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE,
+    Force,
+    Recipe,
+    Seed,
+    Sets,
+    friendly,
+)
 
 
 @friendly
@@ -27,7 +34,7 @@ def demo(
     truth. Finished jobs are skipped on re-run; `abaw status -w abaw-demo` shows where it stands.
     """
     from abawkit.config import load_config
-    from abawkit.stages.demo import DemoConfig, run
+    from abawkit.run.demo import DemoConfig, run
 
     run(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
 

@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Force,
+    Recipe,
+    Seed,
+    Sets,
+    Workdir,
+    friendly,
+)
 
 
 @friendly

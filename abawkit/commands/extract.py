@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from abawkit.commands._options import (
-    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Force,
+    Recipe,
+    Seed,
+    Sets,
+    Trust,
+    Workdir,
+    checkpoint_trust,
+    friendly,
 )
 
 extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audio models) into the feature store.",

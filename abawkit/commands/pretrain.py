@@ -8,7 +8,17 @@ from typing import Annotated, Optional
 import typer
 
 from abawkit.commands._options import (
-    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Force,
+    Recipe,
+    Resume,
+    Seed,
+    Sets,
+    Trust,
+    Workdir,
+    checkpoint_trust,
+    friendly,
 )
 
 

@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Force,
+    Recipe,
+    Seed,
+    Sets,
+    Workdir,
+    friendly,
+)
 
 Gpus = Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1,2,3: one job per GPU at a time; counted within an inherited CUDA_VISIBLE_DEVICES.")]
 Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs without --gpus, spread over the visible GPUs (default: run.toml's jobs).")]
@@ -43,23 +52,22 @@ def run(
     plan; `abaw status -w W` shows where a run stands; a repeated run redoes only what is not done.
     """
     from abawkit.config import load_config
-    from abawkit.stages import run as stage
-
     from abawkit.errors import AbawError
+    from abawkit.run import build, launch
 
     if cancel:
-        stage.cancel(workdir.resolve())
+        launch.cancel(workdir.resolve())
         return
     if release is None:
         raise AbawError("abaw run: --release is required (the release root), e.g. --release /data/Aff-Wild2")
     over = {"tasks": _csv(tasks, "--tasks"), "folds": _csv(folds, "--folds", int), "name": name, "jobs": jobs}
-    cfg = load_config(stage.RunConfig, "run", recipe, sets, **over)
-    inp = stage.RunInputs(workdir.resolve(), stage.resolve_recipe(recipe), release.resolve(),
+    cfg = load_config(build.RunConfig, "run", recipe, sets, **over)
+    inp = build.RunInputs(workdir.resolve(), build.resolve_recipe(recipe), release.resolve(),
                           mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
                           images=images.resolve() if images else None)
     if not inp.release.is_dir():
         raise AbawError(f"--release {release}: folder not found")
-    stage.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force, launcher=launcher, wait=wait)
+    launch.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force, launcher=launcher, wait=wait)
 
 
 def _csv(value: str | None, flag: str, cast: type = str) -> list | None:

@@ -10,7 +10,7 @@ from abawkit.commands._options import DEFAULT_WORKDIR, Workdir, friendly
 @friendly
 def status(workdir: Workdir = DEFAULT_WORKDIR) -> None:
     """Print every job of the workspace's plan: stage, state (done / stale / running / pending / failed), metric, wall time, device."""
-    from abawkit.stages.run import status as show
+    from abawkit.run.launch import status as show
 
     show(workdir)
 

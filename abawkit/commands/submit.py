@@ -7,7 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, DEFAULT_WORKDIR, Recipe, Seed, Sets, Workdir, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Recipe,
+    Seed,
+    Sets,
+    Workdir,
+    friendly,
+)
 
 
 @friendly

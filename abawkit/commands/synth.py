@@ -7,7 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from abawkit.commands._options import DEFAULT_RECIPE, Force, Recipe, Seed, Sets, friendly
+from abawkit.commands._options import (
+    DEFAULT_RECIPE,
+    Force,
+    Recipe,
+    Seed,
+    Sets,
+    friendly,
+)
 
 
 def synth(

@@ -7,7 +7,17 @@ from typing import Annotated, Optional
 import typer
 
 from abawkit.commands._options import (
-    DEFAULT_RECIPE, DEFAULT_WORKDIR, Force, Recipe, Resume, Seed, Sets, Trust, Workdir, checkpoint_trust, friendly,
+    DEFAULT_RECIPE,
+    DEFAULT_WORKDIR,
+    Force,
+    Recipe,
+    Resume,
+    Seed,
+    Sets,
+    Trust,
+    Workdir,
+    checkpoint_trust,
+    friendly,
 )
 
 train_app = typer.Typer(help="Train models on extracted features.", no_args_is_help=True)
@@ -33,8 +43,8 @@ def tmf(
     from abawkit.data.tables import N_FOLDS
     from abawkit.errors import AbawError
     from abawkit.labels import task as task_spec
-    from abawkit.runs import StageDone
     from abawkit.stages.tmf import TMFConfig, run
+    from abawkit.workspace.stage import StageDone
 
     spec = task_spec(task)
     if fold == "all":

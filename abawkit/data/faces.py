@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from abawkit.data.augment import draw_params, identity_params
 from abawkit.errors import AbawError
 from abawkit.files import walk
-from abawkit.runs import IMAGE_SUFFIXES
 from abawkit.labels import task
+from abawkit.workspace.fingerprints import IMAGE_SUFFIXES
 
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 JPEG = (".jpg", ".jpeg")

@@ -1,4 +1,4 @@
-"""The prep workspace tables and how to read them (producers live in ``data/release.py``).
+"""The prep workspace tables and how to read them (producers live in ``release/annotations.py``).
 
 ``prep/frames.parquet`` — one row per (video, frame), every frame of every video:
     video (str), frame (int32, 1-based), crop (str path or None), fill_frame (int32: the nearest
@@ -20,7 +20,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError
 from abawkit.labels import TaskSpec, task
-from abawkit.runs import load_stage
+from abawkit.workspace.stage import load_stage
 
 SPLIT_VALUES = ("train", "val", "test", "none")
 N_FOLDS = 5

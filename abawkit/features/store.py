@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from abawkit.errors import AbawError
-from abawkit.runs import atomic_path, content_sha256, read_json, write_json
+from abawkit.io import atomic_path, read_json, write_json
+from abawkit.workspace.fingerprints import content_sha256
 
 INFO = "store.json"
 
@@ -105,7 +106,7 @@ class FeatureStore:
 
 def open_store(workdir: str | Path, extractor: str) -> FeatureStore:
     """The finished store of ``extractor`` (fails with a hint if it was not extracted)."""
-    from abawkit.runs import load_stage
+    from abawkit.workspace.stage import load_stage
 
     hint = "abaw extract audio --model " + extractor if extractor in AUDIO_NAMES else "abaw extract vision"
     manifest = load_stage(workdir, f"features/{extractor}", hint=hint)

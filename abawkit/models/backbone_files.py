@@ -23,7 +23,13 @@ import torch
 
 from abawkit.errors import AbawError, first_line
 from abawkit.models.checkpoints import (
-    FORMAT, LoadReport, checkpoint_arch, encoder_state, load_checked, load_encoder, read_checkpoint,
+    FORMAT,
+    LoadReport,
+    checkpoint_arch,
+    encoder_state,
+    load_checked,
+    load_encoder,
+    read_checkpoint,
 )
 
 _WEIGHT_FILES = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
@@ -178,7 +184,12 @@ def dinov2_name(s: dict[str, Any]) -> str:
 def infer_backbone(fmt: str, sd: dict, config: dict, arch_name: str = "", img_size: int = 0) -> Any:
     """A ``BackboneArch`` from the weights' shapes and the folder's config; ``arch_name`` (a timm
     name) wins over what the keys suggest, and is required where they cannot say (EVA-02, ConvNeXt)."""
-    from abawkit.models.backbones import CLIP_NORM, IMAGENET, BackboneArch, timm_defaults
+    from abawkit.models.backbones import (
+        CLIP_NORM,
+        IMAGENET,
+        BackboneArch,
+        timm_defaults,
+    )
 
     name = arch_name or config.get("architecture", "")
     if fmt in ("timm", "timm-hub") or (name and fmt not in ("dinov2", "hf-dinov2", "openclip", "hf-clip")):

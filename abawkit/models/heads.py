@@ -12,7 +12,14 @@ from torch import nn
 
 from abawkit.errors import AbawError
 from abawkit.models.backbones import (
-    POOLS, BackboneArch, TimmBackbone, backbone_layer_decay, build_encoder, default_pool, embed, pooled_dim,
+    POOLS,
+    BackboneArch,
+    TimmBackbone,
+    backbone_layer_decay,
+    build_encoder,
+    default_pool,
+    embed,
+    pooled_dim,
 )
 from abawkit.models.mae import EncoderArch
 

@@ -44,9 +44,8 @@ def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | N
     from abawkit.console import console, table
     from abawkit.ensemble import average
     from abawkit.predictions import read_predictions, write_predictions
-    from abawkit.runs import stage
-
     from abawkit.stages.smooth import hash_inputs
+    from abawkit.workspace.stage import stage
 
     hashes = hash_inputs([*preds, *val_preds])
     loaded = [read_predictions(p) for p in preds]

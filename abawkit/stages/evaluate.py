@@ -35,8 +35,8 @@ def run(pred_path: Path, task_name: str, workdir: Path, truth: Path | None = Non
         edition: str = "abaw5") -> dict:
     """Score, print, write JSON (default: beside the input, ``<name>.eval.json``)."""
     from abawkit.console import console, table
+    from abawkit.io import write_json
     from abawkit.labels import task
-    from abawkit.runs import write_json
 
     spec = task(task_name)
     if not pred_path.exists():

@@ -68,7 +68,7 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
         if not path.exists():
             raise AbawError(f"{path}: encoder checkpoint (file or downloaded folder) not found")
         return cfg.name or "mae", path
-    from abawkit.runs import load_stage
+    from abawkit.workspace.stage import load_stage
 
     stage = f"finetune/{cfg.task}/fold{cfg.fold}"
     manifest = load_stage(workdir, stage, hint=f"abaw finetune --task {cfg.task} --fold {cfg.fold}")
@@ -164,7 +164,7 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
     from abawkit.console import console, progress
     from abawkit.data.tables import load_prep
     from abawkit.features.store import ExtractorKey, FeatureStore, extractor_key
-    from abawkit.runs import load_stage, stage
+    from abawkit.workspace.stage import load_stage, stage
 
     prep = load_prep(workdir)
     device = _device(device_name, timeout_min)

@@ -62,7 +62,7 @@ def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, A
     from abawkit.models.backbone_files import open_encoder
     from abawkit.models.heads import FrameModel
     from abawkit.models.mae import encoder_arch
-    from abawkit.runs import load_stage
+    from abawkit.workspace.stage import load_stage
 
     m = cfg.model
     if cfg.init == "scratch":
@@ -121,7 +121,7 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
     from abawkit import distributed
     from abawkit.engine import seed_everything
     from abawkit.labels import task
-    from abawkit.runs import stage
+    from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
     spec = task(cfg.task)
@@ -147,11 +147,10 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, la
     from abawkit.data.augment import BatchAugment
     from abawkit.data.faces import collate_faces, eval_loader
     from abawkit.engine import fit
+    from abawkit.labels import task
     from abawkit.losses import class_weights, task_loss
     from abawkit.metrics import score
     from abawkit.models.checkpoints import save_checkpoint
-
-    from abawkit.labels import task
 
     multiclass = task(cfg.task).kind == "multiclass"  # labels [N, 1] -> [N]
     y_train = data["labels"]["train"]

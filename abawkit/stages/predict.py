@@ -1,6 +1,6 @@
 """``abaw predict VIDEO...``: per-frame affect for any video with the models of a workspace.
 
-For each video: finds and follows the faces (``data.facetrack``: detection on a downscaled frame
+For each video: finds and follows the faces (``video.facetrack``: detection on a downscaled frame
 every ``detect_every`` frames, tracks bridged in between, crops cut from the full-resolution frame
 and aligned on MTCNN's five landmarks), extracts the audio track, runs the trained models of
 ``<workdir>`` (TMF with its own feature extractors, or the fine-tuned frame model; every finished
@@ -27,7 +27,8 @@ import pandas as pd
 from abawkit.console import console, table
 from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
-from abawkit.runs import MANIFEST, read_json
+from abawkit.io import read_json
+from abawkit.workspace.stage import MANIFEST
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ class Clip:
 
 def check(cfg: PredictConfig) -> None:
     """One line for each kind of bad setting, before any video is read."""
-    from abawkit.data.align import check_align
-    from abawkit.data.facetrack import check_faces_mode
+    from abawkit.video.align import check_align
+    from abawkit.video.facetrack import check_faces_mode
 
     if cfg.model not in ("tmf", "frame"):
         raise AbawError(f"model must be tmf or frame, got {cfg.model!r}")
@@ -103,9 +104,9 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: boo
 
     A video that stops decoding before its header's end keeps the frames before the break, with a
     one-line warning (``strict``: a one-line error, exit code 1)."""
-    from abawkit.data.decode import decode_break
-    from abawkit.data.facetrack import TrackSettings, cut_faces, find_faces
-    from abawkit.data.media import extract_audio, probe_video, write_crop
+    from abawkit.video.decode import decode_break
+    from abawkit.video.facetrack import TrackSettings, cut_faces, find_faces
+    from abawkit.video.media import extract_audio, probe_video, write_crop
 
     info = probe_video(video)
     s = TrackSettings(cfg.detect_every, cfg.detect_size, cfg.max_gap, cfg.min_score, align=cfg.align, faces=cfg.faces)
@@ -245,7 +246,6 @@ def tmf_values(models: Models, task_name: str, fold: int, clip: Clip, face: int,
     """Activated per-frame outputs [n, C] of ``tmf/<task>/fold<N>`` for one face; features re-extracted.
 
     Vision features of frames without this face take the nearest face frame's (as ``abaw extract``)."""
-    import torch
 
     from abawkit.config import from_dict
     from abawkit.data.clips import VideoData
@@ -299,7 +299,7 @@ def face_values(models: Models, task_name: str, clip: Clip, face: int, frames: n
 
 
 def _stage_dir(workdir: Path, name: str, hint: str) -> Path:
-    from abawkit.runs import load_stage
+    from abawkit.workspace.stage import load_stage
 
     return Path(load_stage(workdir, name, hint=hint)["dir"])
 
@@ -397,8 +397,8 @@ def _with_all_columns(df: pd.DataFrame, tasks: tuple[str, ...]) -> pd.DataFrame:
 def expand_videos(paths: list[Path]) -> list[Path]:
     """Files as given, folders -> their video files (recursive through symlinked folders, sorted, hidden
     and macOS ``._*`` files skipped, as ``files.walk`` lists a release); one line per problem."""
-    from abawkit.data.media import VIDEO_EXTS
     from abawkit.files import walk
+    from abawkit.video.media import VIDEO_EXTS
 
     out: list[Path] = []
     for p in map(Path, paths):
@@ -424,8 +424,8 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
     """Predict every frame of each video (finished ones skipped); returns the CSV paths written.
 
     ``strict``: a video that is cut short or damaged is an error (exit code 1), not a warning."""
-    from abawkit.data.media import FaceDetector
-    from abawkit.runs import StageDone
+    from abawkit.video.media import FaceDetector
+    from abawkit.workspace.stage import StageDone
 
     check(cfg)
     todo = expand_videos([videos] if isinstance(videos, (str, Path)) else list(videos))
@@ -452,7 +452,8 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
 
 def run_one(video: Path, models: Models, detector, force: bool = False, strict: bool = False) -> Path:
     """One video -> ``predict/<stem>/``; returns the CSV path."""
-    from abawkit.runs import stage, write_text
+    from abawkit.io import write_text
+    from abawkit.workspace.stage import stage
 
     cfg, workdir = models.cfg, models.workdir
     models.per_video.clear()
@@ -506,8 +507,8 @@ def _timeline(path: Path, df: pd.DataFrame) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from abawkit.io import atomic_path
     from abawkit.labels import AU_NAMES, EXPR_NAMES
-    from abawkit.runs import atomic_path
 
     if "face_id" in df and df["face_id"].notna().any():
         main = df["face_id"].value_counts().index[0]

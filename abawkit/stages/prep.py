@@ -1,8 +1,8 @@
 """``abaw prep --release DIR``: index a release into ``<workdir>/prep/``.
 
-Finds the release's parts wherever they unpacked (``data/discover.py``; ``--annotations``,
+Finds the release's parts wherever they unpacked (``release/discover.py``; ``--annotations``,
 ``--crops``, ``--videos`` override discovery), checks that every labelled and test video has face
-crops or a raw video to detect faces in, reads the annotations (``data/release.py``) and writes
+crops or a raw video to detect faces in, reads the annotations (``release/annotations.py``) and writes
 ``frames.parquet``, ``videos.parquet`` and ``splits.parquet`` (``data/tables.py`` documents them),
 ``audio/<source>.wav`` (16 kHz mono), ``crops/<video>/NNNNN.jpg`` for videos without a crop
 folder (faces detected, tracked and aligned in the raw video; a frame without a face gets no crop,
@@ -41,8 +41,8 @@ class PrepConfig:
 def probe_sources(names: list[str], media: dict[str, Path]) -> dict[str, object]:
     """VideoInfo per distinct media file used by ``names`` (progress bar)."""
     from abawkit.console import progress
-    from abawkit.data.media import probe_video
-    from abawkit.data.release import source_key
+    from abawkit.release.annotations import source_key
+    from abawkit.video.media import probe_video
 
     paths = sorted({p for v in names if (p := media.get(v) or media.get(source_key(v)))})
     infos = {}
@@ -76,7 +76,7 @@ def frame_counts(names, anns, infos, src_of, templ, crops) -> dict[str, int]:
 
 def release_crops(names, lay) -> dict:
     """{video: (folder, 1-based frame indices [K], file names)} for the videos with a crop folder."""
-    from abawkit.data.release import list_crops
+    from abawkit.release.annotations import list_crops
 
     return {v: (str(lay.crops[v]), *list_crops(lay.crops[v])) for v in names if v in lay.crops}
 
@@ -84,9 +84,9 @@ def release_crops(names, lay) -> dict:
 def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -> tuple[dict, dict]:
     """Faces detected in the raw videos of ``detect``: crop index per video, {video: {frames, detected}}."""
     from abawkit.console import progress
-    from abawkit.data.facetrack import TrackSettings
-    from abawkit.data.media import FaceDetector, crop_video
-    from abawkit.data.release import list_crops
+    from abawkit.release.annotations import list_crops
+    from abawkit.video.facetrack import TrackSettings
+    from abawkit.video.media import FaceDetector, crop_video
 
     crops, stats = {}, {}
     if not detect:
@@ -121,7 +121,7 @@ def show_detected(stats: dict[str, dict], detector: str, align: str) -> None:
 def extract_audio_all(infos: dict, run, final: Path, rate: int) -> dict[str, str | None]:
     """16 kHz mono WAV per media file with audio: {media path: final wav path or None}."""
     from abawkit.console import progress
-    from abawkit.data.media import extract_audio
+    from abawkit.video.media import extract_audio
 
     out: dict[str, str | None] = {}
     with progress(transient=True) as bar:
@@ -224,13 +224,13 @@ def show_found(lay, cover: list[dict]) -> None:
 def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     """Index the release, write the tables and folds; returns the summary rows."""
     from abawkit.console import console, table
-    from abawkit.data import release as rel
-    from abawkit.data.discover import annotation_items, discover, read_names
+    from abawkit.io import write_json, write_parquet
     from abawkit.labels import TASKS
-    from abawkit.runs import stage, write_json, write_parquet
+    from abawkit.release import annotations as rel
+    from abawkit.release.discover import annotation_items, discover, read_names
     from abawkit.stages.split import show, write_splits
-
-    from abawkit.data.align import check_align
+    from abawkit.video.align import check_align
+    from abawkit.workspace.stage import stage
 
     check_align(cfg.align)
     root = Path(cfg.release)

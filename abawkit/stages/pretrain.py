@@ -90,7 +90,7 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
 
     from abawkit.data.augment import denormalize, to_model_input
     from abawkit.data.faces import collate_faces
-    from abawkit.runs import atomic_path
+    from abawkit.io import atomic_path
 
     n = min(n, len(dataset))
     device = next(model.parameters()).device
@@ -121,7 +121,7 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     from abawkit.data.faces import FaceCrops, collate_faces
     from abawkit.engine import fit, seed_everything
     from abawkit.models.checkpoints import save_checkpoint
-    from abawkit.runs import stage
+    from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
     info, _ = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)

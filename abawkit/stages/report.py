@@ -13,8 +13,9 @@ import numpy as np
 
 from abawkit.console import console
 from abawkit.errors import AbawError
+from abawkit.io import read_json
 from abawkit.report import Report, Timeline, bar_chart, render, timeline_chart
-from abawkit.runs import MANIFEST, read_json
+from abawkit.workspace.stage import MANIFEST
 
 
 def finished_stages(workdir: Path) -> list[dict]:

@@ -45,7 +45,7 @@ class SmoothRun:
 
 def hash_inputs(paths: Sequence[Path]) -> tuple[str, ...]:
     """sha256 of each input file (part of a stage's identity); a missing file is a one-line error."""
-    from abawkit.runs import sha256_file
+    from abawkit.workspace.fingerprints import sha256_file
 
     for p in paths:
         if not Path(p).is_file():
@@ -85,8 +85,9 @@ def run(workdir: Path, cfg: SmoothConfig, task_name: str, preds: Sequence[Path],
     from abawkit import postprocess as pp
     from abawkit.console import console, progress, table
     from abawkit.data.tables import load_prep
+    from abawkit.io import write_json
     from abawkit.labels import task
-    from abawkit.runs import stage, write_json
+    from abawkit.workspace.stage import stage
 
     spec = task(task_name)
     grid = getattr(cfg, spec.name)

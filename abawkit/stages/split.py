@@ -22,8 +22,8 @@ class SplitConfig:
 
 def write_splits(frames: pd.DataFrame, cfg: SplitConfig, path: Path) -> tuple[pd.DataFrame, dict]:
     """Make the folds, write them to ``path``; return them with a per-task balance report."""
-    from abawkit.data.splits import fold_counts, imbalance, make_splits
-    from abawkit.runs import write_parquet
+    from abawkit.io import write_parquet
+    from abawkit.release.splits import fold_counts, imbalance, make_splits
 
     splits = make_splits(frames, cfg.n_folds, cfg.seed, cfg.method)
     write_parquet(path, splits, {"seed": str(cfg.seed), "method": cfg.method})
@@ -48,7 +48,9 @@ def run(cfg: SplitConfig, workdir: Path, force: bool = False) -> dict:
     """Recompute the folds of an existing prep; a no-op if prep already has folds from this config."""
     from abawkit.config import to_dict
     from abawkit.data.tables import load_prep
-    from abawkit.runs import MANIFEST, StageDone, sha256_file, write_json
+    from abawkit.io import write_json
+    from abawkit.workspace.fingerprints import sha256_file
+    from abawkit.workspace.stage import MANIFEST, StageDone
 
     prep = load_prep(workdir)
     manifest = {k: v for k, v in prep.manifest.items() if k != "dir"}

@@ -24,7 +24,7 @@ class SubmitConfig:
 
 
 def _default_pred(workdir: Path, track: str) -> Path:
-    from abawkit.runs import load_stage
+    from abawkit.workspace.stage import load_stage
 
     st = load_stage(workdir, f"ensemble/{track}", hint=f"abaw ensemble --task {track} FOLD_TEST_PREDS... (or pass --pred)")
     return Path(st["dir"]) / "test.parquet"
@@ -32,7 +32,7 @@ def _default_pred(workdir: Path, track: str) -> Path:
 
 def _default_policy(workdir: Path, track: str) -> dict | None:
     from abawkit.console import console
-    from abawkit.runs import read_json
+    from abawkit.io import read_json
 
     path = workdir / "smooth" / track / "policy.json"
     if (workdir / "smooth" / track / "manifest.json").exists():
@@ -43,7 +43,7 @@ def _default_policy(workdir: Path, track: str) -> dict | None:
 
 def release_template(workdir: Path, track: str) -> Path | None:
     """The organisers' template for ``track`` that prep found in the release, if any (``prep/summary.json``)."""
-    from abawkit.runs import read_json
+    from abawkit.io import read_json
 
     summary = Path(workdir) / "prep" / "summary.json"
     if not (Path(workdir) / "prep" / "manifest.json").is_file() or not summary.is_file():
@@ -74,9 +74,10 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
     from abawkit import postprocess as pp
     from abawkit import submission as sub
     from abawkit.console import console
+    from abawkit.io import read_json, write_json
     from abawkit.labels import task
     from abawkit.predictions import read_predictions
-    from abawkit.runs import read_json, sha256_file, write_json
+    from abawkit.workspace.fingerprints import sha256_file
 
     spec = task(track)
     sub.edition(cfg.edition)

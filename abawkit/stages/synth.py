@@ -1,4 +1,4 @@
-"""``abaw synth OUT``: write a synthetic release (see ``data/synthetic.py``) into folder OUT.
+"""``abaw synth OUT``: write a synthetic release (see ``release/synthetic.py``) into folder OUT.
 
 ``layout = "shipped"`` writes the same release rearranged as the organisers' archives unpack
 (``data/synthetic.ship_layout``). Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
@@ -31,8 +31,9 @@ class SynthConfig:
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
     from abawkit.console import console, progress
-    from abawkit.data import synthetic as syn
-    from abawkit.runs import swap_in, write_json
+    from abawkit.io import write_json
+    from abawkit.release import synthetic as syn
+    from abawkit.workspace.stage import swap_in
 
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")

@@ -169,7 +169,7 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
     from abawkit.data.tables import fold_videos, load_prep
     from abawkit.labels import task
     from abawkit.losses import class_weights, task_loss
-    from abawkit.runs import stage
+    from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
     spec = task(cfg.task)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError
 from abawkit.labels import TASKS
-from abawkit.data.release import source_key
+from abawkit.release.annotations import source_key
 
 RARE = {"au": ("AU15", "AU23", "AU24"), "expr": ("Anger", "Disgust", "Fear"), "va": ()}
 

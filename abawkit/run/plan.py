@@ -21,7 +21,7 @@ then its exit code. States, recomputed at any time (so ``abaw status`` works whi
 - ``pending``: not finished (never started, or interrupted: its stage resumes from ``.partial``).
 
 Reads ``jobs.json`` (per job: state, command, config hash, exit code, device or SLURM id, wall time,
-log), written by the launchers in ``stages/run.py``; writes nothing itself except through ``write_record``.
+log), written by the launchers in ``run/local.py`` and ``run/slurm.py``; writes nothing itself except through ``write_record``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from abawkit.errors import AbawError
-from abawkit.runs import MANIFEST, lock_holder, read_json, write_json
+from abawkit.io import read_json, write_json
+from abawkit.workspace.locks import lock_holder
+from abawkit.workspace.stage import MANIFEST
 
 RUN_DIR = "run"
 RECORD = "jobs.json"

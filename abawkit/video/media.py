@@ -3,7 +3,7 @@
 Reads media files with PyAV (bundled FFmpeg, frame-threaded decoding); writes WAVs with soundfile
 and JPEG crops with OpenCV. Face detection uses facenet-pytorch's MTCNN (weights ship in the wheel:
 boxes, probabilities and five landmarks) with OpenCV's Haar cascade as fallback (boxes only).
-``crop_video`` follows the faces through the video (``data.facetrack``) and writes a crop only for
+``crop_video`` follows the faces through the video (``video.facetrack``) and writes a crop only for
 frames with a face, aligned on the landmarks when there are some (``data.align``).
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from abawkit.data.decode import display_filters, first_frame, iter_video
 from abawkit.errors import AbawError
+from abawkit.video.decode import display_filters, first_frame, iter_video
 
 if TYPE_CHECKING:
-    from abawkit.data.facetrack import Detections, TrackSettings
+    from abawkit.video.facetrack import Detections, TrackSettings
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -72,7 +72,7 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
     import av
     import soundfile as sf
 
-    from abawkit.runs import atomic_path, write_error
+    from abawkit.io import atomic_path, write_error
 
     try:
         with av.open(str(path)) as box:
@@ -160,7 +160,7 @@ class FaceDetector:
 
         The frames of one call go through MTCNN as one batch (they share a size: one video). Haar
         hits (on frames MTCNN found nothing in) score 1.0 and have no landmarks, so they are not aligned."""
-        from abawkit.data.facetrack import Detections
+        from abawkit.video.facetrack import Detections
 
         min_face = min_face or self.min_face
         out = [_none() for _ in frames]
@@ -200,7 +200,7 @@ def _fast_mtcnn_resample() -> None:
 
 
 def _none():  # -> Detections with no face
-    from abawkit.data.facetrack import Detections
+    from abawkit.video.facetrack import Detections
 
     return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
 
@@ -230,7 +230,7 @@ def crop_video(path: str | Path, out_dir: Path, size: int, detector: FaceDetecto
     Frames without a face get no file. ``half`` = "left"/"right" restricts detection to that half
     of the frame (``_left``/``_right`` names). Returns {"frames": n, "detected": frames with a face}.
     """
-    from abawkit.data.facetrack import TrackSettings, cut_faces, find_faces
+    from abawkit.video.facetrack import TrackSettings, cut_faces, find_faces
 
     s = settings or TrackSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +244,6 @@ def write_crop(path: Path, crop: np.ndarray) -> None:
     import cv2
 
     if not cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
-        from abawkit.runs import write_error
+        from abawkit.io import write_error
 
         raise write_error(path, "cv2.imwrite failed")

@@ -22,8 +22,10 @@ from pathlib import Path
 from abawkit.config import load_config
 from abawkit.console import console, table
 from abawkit.errors import AbawError
-from abawkit.plan import Job
-from abawkit.runs import load_stage
+from abawkit.run import build, launch
+from abawkit.run.build import tmf_features
+from abawkit.run.plan import Job
+from abawkit.workspace.stage import load_stage
 
 TRUTH_DIRS = {"au": "AU_Detection_Challenge", "expr": "EXPR_Classification_Challenge", "va": "VA_Estimation_Challenge"}
 
@@ -38,27 +40,26 @@ class DemoConfig:
 def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: int | None = None,
         gpus: str | None = None) -> dict:
     """Run every job; returns the ablation rows (also saved under ``<workdir>/demo/``)."""
-    from abawkit.stages import run as engine
     from abawkit.stages.synth import SynthConfig
 
     workdir = Path(workdir).resolve()
     if force and workdir.exists():
         shutil.rmtree(workdir)
     t0 = time.time()
-    rcfg = load_config(engine.RunConfig, "run", recipe, seed=cfg.seed, jobs=jobs)
+    rcfg = load_config(build.RunConfig, "run", recipe, seed=cfg.seed, jobs=jobs)
     release = Path(cfg.release).resolve() if cfg.release else workdir / "release"
     if cfg.release and not release.is_dir():
         raise AbawError(f"release folder {release} not found")
     synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
-    inp = engine.RunInputs(workdir, engine.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
-    b = engine.Builder(inp)
+    inp = build.RunInputs(workdir, build.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
+    b = build.Builder(inp)
     if not cfg.release:
         b.add("synth", "synth", ["synth", str(release), "--recipe", inp.recipe, "--seed", str(cfg.seed)],
               marker="release/synth.json", common=False)
-    name = engine.submission_name(rcfg, inp.recipe)
+    name = build.submission_name(rcfg, inp.recipe)
     before = b.jobs
-    after = _ablation_jobs(engine.Builder(inp), cfg, rcfg, name)
-    engine.run(rcfg, inp, gpus, before=before, after=after)
+    after = _ablation_jobs(build.Builder(inp), cfg, rcfg, name)
+    launch.run(rcfg, inp, gpus, before=before, after=after)
     subs = {t: _submissions(workdir, name, t) for t in rcfg.tasks}
     vision = {t: _vision_stage(cfg, inp.recipe, t) for t in rcfg.tasks}
     rows = _ablation(workdir, rcfg.tasks, release, subs, vision)
@@ -68,8 +69,6 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
 
 def _vision_only(recipe: str, task_name: str) -> bool:
     """AU in the paper: the recipe's TMF already uses vision alone, so fold 0 is the vision-only run."""
-    from abawkit.stages.run import tmf_features
-
     return tmf_features(recipe, task_name) == ("mae",)
 
 
@@ -136,7 +135,7 @@ def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[s
 def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], seconds: float) -> None:
     import pandas as pd
 
-    from abawkit.runs import write_json, write_text
+    from abawkit.io import write_json, write_text
 
     cols = list(rows[0]) if rows else []
     console.print(table("ablation (validation = official split, fold 0; test = synthetic test set after smoothing)",

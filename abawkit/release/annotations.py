@@ -1,6 +1,6 @@
 """Read a release's annotations, templates and crops (SPEC section 2) into the prep frame table.
 
-Pure library code: it reads the files that ``data/discover.py`` found and returns DataFrames;
+Pure library code: it reads the files that ``release/discover.py`` found and returns DataFrames;
 ``stages/prep.py`` writes them. Annotation files are parsed in bulk (all files of a task concatenated and parsed by one
 pandas C-parser call); a slow per-line scan runs only to locate an error for the message.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from abawkit.data.discover import CROP_RE
 from abawkit.errors import AbawError, where
 from abawkit.labels import TASKS, TaskSpec
+from abawkit.release.discover import CROP_RE
 
 PAIR_RE = re.compile(r"_(left|right)$")
 
@@ -41,8 +41,8 @@ def source_key(name: str) -> str:
 
 
 def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
-    """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``data/discover.py``)."""
-    from abawkit.data.discover import annotation_items, discover
+    """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``release/discover.py``)."""
+    from abawkit.release.discover import annotation_items, discover
 
     return annotation_items(discover(root))
 

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from abawkit import plan as pl
 from abawkit.errors import AbawError
-from abawkit.plan import Job
+from abawkit.io import read_json, write_json, write_text
 from abawkit.preempt import EXIT_NOT_FINISHED
-from abawkit.runs import read_json, stage_lock, write_json, write_text
+from abawkit.run import plan as pl
+from abawkit.run.plan import Job
+from abawkit.workspace.locks import stage_lock
 
 DDP_STAGES = ("pretrain", "finetune")
 TRAIN_STAGES = ("pretrain", "finetune", "tmf")  # engine.fit saves and exits 75 on USR1 / TERM (abawkit.preempt)
@@ -86,7 +87,7 @@ class SlurmConfig(Resources):
 # ----------------------------------------------------------------------------- the batch script
 def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, threads: int) -> str:
     """The ``sbatch`` script of one job: resources, the command (``srun`` + torchrun for DDP stages),
-    then its exit code and marker written as files on the workspace (durably, by ``abawkit.runs``).
+    then its exit code and marker written as files on the workspace (durably, by ``abawkit.io``).
 
     A training stage asks for USR1 ``signal_grace`` seconds before its time limit and the script passes it
     on; the stage then saves and exits 75 (``preempt.EXIT_NOT_FINISHED``), and the script requeues the job
@@ -154,7 +155,7 @@ def directive(path: str | Path, output: bool = False) -> str:
 def _record_exit(workdir: Path, job: Job, python: str) -> str:
     """Shell line: ``record_exit`` with the command's exit code (a failure to record it fails the job)."""
     marker = str(pl.marker_path(workdir, job)) if job.own_marker else ""
-    call = "import sys; from abawkit.stages.slurm import record_exit; record_exit(*sys.argv[1:])"
+    call = "import sys; from abawkit.run.slurm import record_exit; record_exit(*sys.argv[1:])"
     return (f'{shlex.join([python, "-c", call, str(workdir), job.id, marker])} "$rc" "$SLURM_JOB_ID" "$SECONDS"'
             ' || { [ "$rc" = 0 ] && rc=1; }')
 

@@ -419,7 +419,7 @@ def write_avi(src: Path, dst: Path) -> None:
     """Re-encode an mp4 as AVI (MPEG-4 part 2 video + 16-bit PCM audio): same frames and samples count."""
     import av
 
-    from abawkit.data.media import iter_frames
+    from abawkit.video.media import iter_frames
 
     frames = list(iter_frames(src))  # [H, W, 3] RGB
     with av.open(str(src)) as box:

@@ -24,10 +24,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from abawkit.files import hidden, visible, walk
-from abawkit.data.media import VIDEO_EXTS
 from abawkit.errors import AbawError
+from abawkit.files import hidden, visible, walk
 from abawkit.labels import TASKS, task_for_folder
+from abawkit.video.media import VIDEO_EXTS
 
 MAX_DEPTH = 4  # folder levels below the root that are listed
 SPLIT_FOLDERS = {"Train_Set": "train", "Validation_Set": "val"}

@@ -198,7 +198,7 @@ def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = 
     ``s.exact_edges``, on the skipped frames between two looks that disagree (a face starts or ends there).
 
     ``clock["detect"]`` accumulates the seconds spent downscaling and in the detector."""
-    from abawkit.data.media import iter_video
+    from abawkit.video.media import iter_video
 
     times: list[float] = []
     scanner = _Scanner(detector, s, half, {} if clock is None else clock)
@@ -322,8 +322,8 @@ def cut_faces(path: str | Path, rows: FaceRows, size: int, align: str,
     """Second pass: for every row, the face cut from its full-resolution frame -> ``write(frame, face_id, crop)``.
 
     ``clock["crop"]`` accumulates the seconds spent cutting and writing."""
-    from abawkit.data.align import align_face
-    from abawkit.data.media import iter_video, square_crop
+    from abawkit.video.align import align_face
+    from abawkit.video.media import iter_video, square_crop
 
     if not len(rows):
         return

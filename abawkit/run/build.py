@@ -1,0 +1,215 @@
+"""``abaw run``: every stage a recipe needs, as a graph of jobs run in parallel (one per GPU or CPU slot).
+
+prep -> pretrain (or an MAE file / a backbone) -> finetune[task, fold] -> extract vision[task, fold]
+(``vision = "frozen"``: one extract straight from the backbone instead) + extract audio[model] ->
+tmf[task, fold] -> ensemble[task] (weighted by validation) -> smooth-search[task] -> submit[track] ->
+validate[track]. Each job is ``python -m abawkit.cli <command>`` in a subprocess with
+its own log (``<workdir>/run/logs/<job>.log``), its own process group, ``CUDA_VISIBLE_DEVICES`` set to
+its GPU (``--gpus``) and ``threads`` torch threads. Finished jobs are skipped; interrupted ones resume
+from their stage's ``.partial``; a failing job stops only the jobs that depend on it.
+
+Reads ``recipes/<recipe>/run.toml`` (tasks, folds, parallel jobs) and the recipe's ``tmf.toml`` (the
+features each task fuses: the audio models to extract) and ``submit.toml`` (the submission name).
+Writes ``<workdir>/run/plan.json``, ``jobs.json`` (state, device, wall time per job) and ``logs/``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from abawkit.errors import AbawError
+from abawkit.run.plan import Job, stage_marker
+from abawkit.run.slurm import SlurmConfig
+
+COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
+         "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
+
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0  # not used by the plan; --seed is passed to every job
+    tasks: tuple[str, ...] = ("au", "expr", "va")
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # TMF folds, ensembled for the test set (fold 0 = official split)
+    encoder_folds: tuple[int, ...] = ()  # folds fine-tuning their own encoder; empty = every fold (others use fold 0's)
+    name: str = ""  # submission folder; empty = submit.toml's name
+    jobs: int = 1  # parallel CPU jobs (without --gpus)
+    threads: int = 0  # torch threads per job; 0 = the machine's cores // parallel jobs
+    vision: str = "finetune"  # finetune: per task/fold from --mae/--backbone; frozen: one extract straight from it
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # --launcher slurm: resources per stage
+
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the command line adds to the recipe: where things are."""
+
+    workdir: Path
+    recipe: str
+    release: Path
+    mae: Path | None = None  # an MAE checkpoint: no pre-training
+    audio: dict[str, str] = field(default_factory=dict)  # audio model -> checkpoint
+    seed: int | None = None  # passed to every job when given
+    images: Path | None = None  # face images for pre-training (default: <release>/pretrain_faces if any)
+    synth_faces: bool = False  # the release is yet to be synthesised, with pretrain_faces/
+
+
+
+class Builder:
+    """Appends jobs in dependency order; ``cli`` builds a job's command line."""
+
+    def __init__(self, inp: RunInputs) -> None:
+        self.inp = inp
+        self.jobs: list[Job] = []
+
+    def cli(self, *args: str, common: bool = True) -> tuple[str, ...]:
+        extra = ("-w", str(self.inp.workdir), "--recipe", self.inp.recipe) if common else ()
+        seed = ("--seed", str(self.inp.seed)) if common and self.inp.seed is not None else ()
+        return (sys.executable, "-m", "abawkit.cli", *args, *extra, *seed)
+
+    def add(self, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), marker: str | None = None,
+            common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
+        deps = tuple(d for d in deps if d)
+        self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps,
+                             stage_marker(id_) if marker is None else marker, COSTS[stage], force, self.inp.recipe))
+        return id_
+
+
+
+def resolve_recipe(recipe: str) -> str:
+    """A recipe folder as an absolute path (jobs may run elsewhere), a recipe name as is."""
+    return str(Path(recipe).resolve()) if Path(recipe).is_dir() else recipe
+
+
+
+def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
+    """The feature stores the recipe's TMF fuses for task ``t`` (tmf.toml [features])."""
+    from abawkit.config import load_config
+    from abawkit.stages.tmf import TMFConfig
+
+    return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
+
+
+
+def vision_store(recipe: str) -> str:
+    """The vision feature name TMF fuses: extract.toml's vision.name, default "mae" (fine-tuned encoders
+    write ``<name>-<task>[-fold<N>]``, a frozen backbone ``<name>``)."""
+    from abawkit.config import load_config
+    from abawkit.stages.extract import ExtractConfig
+
+    return load_config(ExtractConfig, "extract", recipe).vision.name or "mae"
+
+
+
+def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = ("mae",)) -> list[str]:
+    """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision ones)."""
+    return sorted({f for t in tasks for f in tmf_features(recipe, t) if f not in vision})
+
+
+
+def submission_name(cfg: RunConfig, recipe: str) -> str:
+    from abawkit.config import load_config
+    from abawkit.stages.submit import SubmitConfig
+
+    return cfg.name or load_config(SubmitConfig, "submit", recipe).name
+
+
+
+def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
+    """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
+    from abawkit.labels import task
+
+    tasks = [task(t).name for t in cfg.tasks]
+    if not tasks or not cfg.folds:
+        raise AbawError("run: name at least one task and one fold")
+    b = Builder(inp)
+    if cfg.vision not in ("finetune", "frozen"):
+        raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
+    prep = b.add("prep", "prep", ["prep", "--release", str(inp.release)], [synth])
+    frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
+    pretrain = "" if frozen else _pretrain(b, inp, synth)
+    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, ("mae", vision_store(inp.recipe)))}
+    name = submission_name(cfg, inp.recipe)
+    for t in tasks:
+        vision = frozen or _encoders(b, cfg, inp, t, prep, pretrain)
+        feats = tmf_features(inp.recipe, t)
+        for f in cfg.folds:
+            b.add(f"tmf/{t}/fold{f}", "tmf", ["train", "tmf", "--task", t, "--fold", str(f)],
+                  [vision.get(f, vision.get(0, "")), *(audio[m] for m in feats if m in audio)])
+        _finish(b, cfg, t, name)
+    return b.jobs
+
+
+
+def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
+    if inp.mae is not None:
+        if not inp.mae.exists():
+            raise AbawError(f"--mae {inp.mae}: checkpoint file or folder not found")
+        return ""
+    from abawkit.config import load_config
+    from abawkit.stages.pretrain import PretrainConfig
+
+    images = inp.images
+    faces = inp.release / "pretrain_faces"
+    in_recipe = load_config(PretrainConfig, "pretrain", inp.recipe).data.images
+    if images is None and not in_recipe and (faces.is_dir() or inp.synth_faces):
+        images = faces  # the synthetic stand-in for an external face collection
+    args = ["pretrain", *(["--images", str(images)] if images else [])]
+    return b.add("pretrain", "pretrain", args, [synth] if images or in_recipe else ["prep"])
+
+
+
+def _frozen(b: Builder, inp: RunInputs, prep: str) -> dict[int, str]:
+    """vision = "frozen": one ``extract vision --checkpoint BACKBONE`` every task and fold fuses."""
+    if inp.mae is None or not inp.mae.exists():
+        raise AbawError("run: vision = \"frozen\" extracts straight from a backbone: pass --backbone FILE_OR_FOLDER")
+    store = vision_store(inp.recipe)
+    return {0: b.add(f"features/{store}", "extract", ["extract", "vision", "--checkpoint", str(inp.mae),
+                                                      "--name", store], [prep])}
+
+
+
+def _audio(b: Builder, inp: RunInputs, model: str, prep: str) -> str:
+    ckpt = inp.audio.get(model)
+    if model != "fbank" and not ckpt:
+        raise AbawError(f"recipe {inp.recipe!r} fuses {model} features: pass --audio {model}=CHECKPOINT")
+    args = ["extract", "audio", "--model", model, *(["--checkpoint", ckpt] if ckpt else [])]
+    return b.add(f"features/{model}", "extract", args, [prep])
+
+
+
+def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pretrain: str) -> dict[int, str]:
+    """finetune + extract vision per encoder fold -> {fold: its vision feature job}."""
+    folds = cfg.encoder_folds or cfg.folds
+    if any(f not in folds for f in cfg.folds) and 0 not in folds:
+        raise AbawError("run: folds without their own encoder use fold 0's: add 0 to encoder_folds")
+    out = {}
+    for f in folds:
+        init = ["--init", str(inp.mae)] if inp.mae else []
+        ft = b.add(f"finetune/{t}/fold{f}", "finetune", ["finetune", "--task", t, "--fold", str(f), *init], [prep, pretrain])
+        base = vision_store(inp.recipe)
+        store = f"{base}-{t}" if f == 0 else f"{base}-{t}-fold{f}"
+        name = ["--name", store] if base != "mae" else []  # a recipe's vision.name would be every task's
+        out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f), *name], [ft])
+    return out
+
+
+
+def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
+    """ensemble (weighted by each fold's validation score) -> smooth-search (fold 0) -> submit -> validate."""
+    from abawkit.submission import TRACK_TAGS
+
+    w = b.inp.workdir
+    tmf = [f"tmf/{t}/fold{f}" for f in cfg.folds]
+    preds = [str(w / j / "pred_test.parquet") for j in tmf]
+    vals = [a for j in tmf for a in ("--val", str(w / j / "pred_val.parquet"))]
+    ens = b.add(f"ensemble/{t}", "ensemble", ["ensemble", *preds, *vals], tmf)
+    smooth = b.add(f"smooth/{t}", "smooth", ["smooth-search", "--task", t, "--pred", str(w / tmf[0] / "pred_val.parquet")],
+                   [tmf[0]])
+    tag = TRACK_TAGS[t]
+    sub = b.add(f"submit/{t}", "submit", ["submit", "--track", t, "--name", name, "--out", str(w / "submissions")],
+                [ens, smooth], marker=f"submissions/{name}/submission_{tag}.json", force=())
+    b.add(f"validate/{t}", "validate", ["validate", str(w / "submissions" / name / f"{tag}_predictions.txt"),
+                                        "--track", t, "-w", str(w)], [sub], marker="", common=False, force=())
