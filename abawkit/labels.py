@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from abawkit.errors import AbawError
+
 AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 EXPR_NAMES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 VA_NAMES = ("valence", "arousal")
@@ -56,10 +58,13 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def task(name: str) -> TaskSpec:
-    """Look a task up by name (case-insensitive); unknown names are a user error."""
-    from abawkit.errors import AbawError
+def task(name: str | TaskSpec) -> TaskSpec:
+    """Look a task up by name (case-insensitive); unknown names are a user error.
 
+    Resolve a task once where it enters (a command's ``--task``, a config's ``task``) and pass the
+    ``TaskSpec`` down; a spec given here is returned as it is, so library functions take either."""
+    if isinstance(name, TaskSpec):
+        return name
     key = name.lower()
     if key not in TASKS:
         raise AbawError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")

@@ -47,7 +47,7 @@ def test_refuses_mixed_tasks_and_bad_weights():
 
 
 def test_val_weights_clip_negative_scores(monkeypatch, tmp_path):
-    import abawkit.stages.evaluate as ev
+    import abawkit.stages.ensemble as ev
     from abawkit.stages.ensemble import val_weights
 
     scores = iter([-0.2, 0.4])

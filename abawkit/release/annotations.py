@@ -40,6 +40,18 @@ def source_key(name: str) -> str:
     return PAIR_RE.sub("", name)
 
 
+def half_of(name: str) -> str | None:
+    """``video7_left`` -> "left", ``video7_right`` -> "right" (two people side by side in one video, as in
+    Aff-Wild2: each is detected in that half of the frame), any other name -> None."""
+    m = PAIR_RE.search(name)
+    return m.group(1) if m else None
+
+
+def pair_names(source: str) -> tuple[str, str]:
+    """The two names of a video with two people: ``<source>_left``, ``<source>_right``."""
+    return f"{source}_left", f"{source}_right"
+
+
 def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
     """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``release/discover.py``)."""
     from abawkit.release.discover import annotation_items, discover

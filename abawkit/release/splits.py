@@ -9,10 +9,15 @@ official split) is not stored: it comes from the ``split_<task>`` columns of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from abawkit.console import console, table
 from abawkit.errors import AbawError
+from abawkit.io import write_parquet
 from abawkit.labels import TASKS
 from abawkit.release.annotations import source_key
 
@@ -92,3 +97,30 @@ def imbalance(per_fold: pd.DataFrame) -> float:
         rare = per_fold
     spread = (rare.max() - rare.min()) / rare.mean().clip(lower=1e-9)
     return float(spread.mean())
+
+
+# ----------------------------------------------------------------------------- written by prep and ``abaw split``
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 0
+    n_folds: int = 5
+    method: str = "stratified"  # stratified | random
+
+
+def write_splits(frames: pd.DataFrame, cfg: SplitConfig, path: Path) -> tuple[pd.DataFrame, dict]:
+    """Make the folds, write them to ``path``; return them with a per-task balance report."""
+    splits = make_splits(frames, cfg.n_folds, cfg.seed, cfg.method)
+    write_parquet(path, splits, {"seed": str(cfg.seed), "method": cfg.method})
+    report = {}
+    for t in splits["task"].unique():
+        counts = fold_counts(frames, splits, t)
+        report[t] = {"imbalance": imbalance(counts), "per_fold": counts.to_dict(orient="index")}
+    return splits, report
+
+
+def show(report: dict) -> None:
+    """Per-fold label counts as rich tables."""
+    for t, r in report.items():
+        rows = [[f, *c.values()] for f, c in r["per_fold"].items()]
+        cols = ["fold", *next(iter(r["per_fold"].values())).keys()] if rows else ["fold"]
+        console.print(table(f"{t} folds (imbalance {r['imbalance']:.3f})", cols, rows))

@@ -22,6 +22,7 @@ from typing import Sequence
 from abawkit.errors import AbawError
 from abawkit.run.plan import Job, stage_marker
 from abawkit.run.slurm import SlurmConfig
+from abawkit.workspace import layout
 
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
          "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
@@ -99,11 +100,11 @@ def vision_store(recipe: str) -> str:
     from abawkit.config import load_config
     from abawkit.stages.extract import ExtractConfig
 
-    return load_config(ExtractConfig, "extract", recipe).vision.name or "mae"
+    return load_config(ExtractConfig, "extract", recipe).vision.name or layout.VISION_BASE
 
 
 
-def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = ("mae",)) -> list[str]:
+def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = (layout.VISION_BASE,)) -> list[str]:
     """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision ones)."""
     return sorted({f for t in tasks for f in tmf_features(recipe, t) if f not in vision})
 
@@ -127,16 +128,16 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     b = Builder(inp)
     if cfg.vision not in ("finetune", "frozen"):
         raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
-    prep = b.add("prep", "prep", ["prep", "--release", str(inp.release)], [synth])
+    prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release)], [synth])
     frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
     pretrain = "" if frozen else _pretrain(b, inp, synth)
-    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, ("mae", vision_store(inp.recipe)))}
+    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}
     name = submission_name(cfg, inp.recipe)
     for t in tasks:
         vision = frozen or _encoders(b, cfg, inp, t, prep, pretrain)
         feats = tmf_features(inp.recipe, t)
         for f in cfg.folds:
-            b.add(f"tmf/{t}/fold{f}", "tmf", ["train", "tmf", "--task", t, "--fold", str(f)],
+            b.add(layout.tmf(t, f), "tmf", ["train", "tmf", "--task", t, "--fold", str(f)],
                   [vision.get(f, vision.get(0, "")), *(audio[m] for m in feats if m in audio)])
         _finish(b, cfg, t, name)
     return b.jobs
@@ -157,7 +158,7 @@ def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
     if images is None and not in_recipe and (faces.is_dir() or inp.synth_faces):
         images = faces  # the synthetic stand-in for an external face collection
     args = ["pretrain", *(["--images", str(images)] if images else [])]
-    return b.add("pretrain", "pretrain", args, [synth] if images or in_recipe else ["prep"])
+    return b.add(layout.PRETRAIN, "pretrain", args, [synth] if images or in_recipe else [layout.PREP])
 
 
 
@@ -166,7 +167,7 @@ def _frozen(b: Builder, inp: RunInputs, prep: str) -> dict[int, str]:
     if inp.mae is None or not inp.mae.exists():
         raise AbawError("run: vision = \"frozen\" extracts straight from a backbone: pass --backbone FILE_OR_FOLDER")
     store = vision_store(inp.recipe)
-    return {0: b.add(f"features/{store}", "extract", ["extract", "vision", "--checkpoint", str(inp.mae),
+    return {0: b.add(layout.features(store), "extract", ["extract", "vision", "--checkpoint", str(inp.mae),
                                                       "--name", store], [prep])}
 
 
@@ -176,7 +177,7 @@ def _audio(b: Builder, inp: RunInputs, model: str, prep: str) -> str:
     if model != "fbank" and not ckpt:
         raise AbawError(f"recipe {inp.recipe!r} fuses {model} features: pass --audio {model}=CHECKPOINT")
     args = ["extract", "audio", "--model", model, *(["--checkpoint", ckpt] if ckpt else [])]
-    return b.add(f"features/{model}", "extract", args, [prep])
+    return b.add(layout.features(model), "extract", args, [prep])
 
 
 
@@ -188,11 +189,11 @@ def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pre
     out = {}
     for f in folds:
         init = ["--init", str(inp.mae)] if inp.mae else []
-        ft = b.add(f"finetune/{t}/fold{f}", "finetune", ["finetune", "--task", t, "--fold", str(f), *init], [prep, pretrain])
+        ft = b.add(layout.finetune(t, f), "finetune", ["finetune", "--task", t, "--fold", str(f), *init], [prep, pretrain])
         base = vision_store(inp.recipe)
-        store = f"{base}-{t}" if f == 0 else f"{base}-{t}-fold{f}"
-        name = ["--name", store] if base != "mae" else []  # a recipe's vision.name would be every task's
-        out[f] = b.add(f"features/{store}", "extract", ["extract", "vision", "--task", t, "--fold", str(f), *name], [ft])
+        store = layout.vision_store(t, f, base)
+        name = ["--name", store] if base != layout.VISION_BASE else []  # a recipe's vision.name would be every task's
+        out[f] = b.add(layout.features(store), "extract", ["extract", "vision", "--task", t, "--fold", str(f), *name], [ft])
     return out
 
 
@@ -202,14 +203,15 @@ def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
     from abawkit.submission import TRACK_TAGS
 
     w = b.inp.workdir
-    tmf = [f"tmf/{t}/fold{f}" for f in cfg.folds]
+    tmf = [layout.tmf(t, f) for f in cfg.folds]
     preds = [str(w / j / "pred_test.parquet") for j in tmf]
     vals = [a for j in tmf for a in ("--val", str(w / j / "pred_val.parquet"))]
-    ens = b.add(f"ensemble/{t}", "ensemble", ["ensemble", *preds, *vals], tmf)
-    smooth = b.add(f"smooth/{t}", "smooth", ["smooth-search", "--task", t, "--pred", str(w / tmf[0] / "pred_val.parquet")],
+    ens = b.add(layout.ensemble(t), "ensemble", ["ensemble", *preds, *vals], tmf)
+    smooth = b.add(layout.smooth(t), "smooth", ["smooth-search", "--task", t, "--pred", str(w / tmf[0] / "pred_val.parquet")],
                    [tmf[0]])
     tag = TRACK_TAGS[t]
-    sub = b.add(f"submit/{t}", "submit", ["submit", "--track", t, "--name", name, "--out", str(w / "submissions")],
-                [ens, smooth], marker=f"submissions/{name}/submission_{tag}.json", force=())
-    b.add(f"validate/{t}", "validate", ["validate", str(w / "submissions" / name / f"{tag}_predictions.txt"),
+    sub = b.add(layout.submit_job(t), "submit", ["submit", "--track", t, "--name", name,
+                                                 "--out", str(layout.path(w, layout.SUBMISSIONS))],
+                [ens, smooth], marker=f"{layout.submission(name)}/submission_{tag}.json", force=())
+    b.add(layout.validate_job(t), "validate", ["validate", str(layout.path(w, layout.submission(name)) / f"{tag}_predictions.txt"),
                                         "--track", t, "-w", str(w)], [sub], marker="", common=False, force=())

@@ -25,6 +25,7 @@ from abawkit.errors import AbawError
 from abawkit.run import build, launch
 from abawkit.run.build import tmf_features
 from abawkit.run.plan import Job
+from abawkit.workspace import layout
 from abawkit.workspace.stage import load_stage
 
 TRUTH_DIRS = {"au": "AU_Detection_Challenge", "expr": "EXPR_Classification_Challenge", "va": "VA_Estimation_Challenge"}
@@ -47,7 +48,7 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
         shutil.rmtree(workdir)
     t0 = time.time()
     rcfg = load_config(build.RunConfig, "run", recipe, seed=cfg.seed, jobs=jobs)
-    release = Path(cfg.release).resolve() if cfg.release else workdir / "release"
+    release = Path(cfg.release).resolve() if cfg.release else layout.path(workdir, layout.RELEASE)
     if cfg.release and not release.is_dir():
         raise AbawError(f"release folder {release} not found")
     synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
@@ -55,7 +56,7 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
     b = build.Builder(inp)
     if not cfg.release:
         b.add("synth", "synth", ["synth", str(release), "--recipe", inp.recipe, "--seed", str(cfg.seed)],
-              marker="release/synth.json", common=False)
+              marker=f"{layout.RELEASE}/{layout.SYNTH_RECORD}", common=False)
     name = build.submission_name(rcfg, inp.recipe)
     before = b.jobs
     after = _ablation_jobs(build.Builder(inp), cfg, rcfg, name)
@@ -75,8 +76,8 @@ def _vision_only(recipe: str, task_name: str) -> bool:
 def _vision_stage(cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
     """The stage holding TMF on vision features alone (fold 0), or None without the ablation."""
     if _vision_only(recipe, task_name):
-        return f"tmf/{task_name}/fold0"
-    return f"tmf/{task_name}/fold0-vision" if cfg.vision_ablation else None
+        return layout.tmf(task_name, 0)
+    return layout.tmf(task_name, 0, "vision") if cfg.vision_ablation else None
 
 
 def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
@@ -86,13 +87,16 @@ def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
     w = b.inp.workdir
     for t in rcfg.tasks:
         if cfg.vision_ablation and not _vision_only(b.inp.recipe, t):
-            b.add(f"tmf/{t}/fold0-vision", "tmf", ["train", "tmf", "--task", t, "--fold", "0", "--features", "mae",
-                                                  "--set", 'tag="vision"'], [f"features/mae-{t}"])
+            b.add(layout.tmf(t, 0, "vision"), "tmf", ["train", "tmf", "--task", t, "--fold", "0", "--features",
+                                                     layout.VISION_BASE, "--set", 'tag="vision"'],
+                  [layout.features(layout.vision_store(t, 0))])
         single = f"{name}-fold0"
-        b.add(f"submit/{t}-fold0", "submit", ["submit", "--track", t, "--name", single, "--set", "zip=false",
-                                             "--pred", str(w / "tmf" / t / "fold0" / "pred_test.parquet"),
-                                             "--out", str(w / "submissions")],
-              [f"tmf/{t}/fold0", f"smooth/{t}"], marker=f"submissions/{single}/submission_{TRACK_TAGS[t]}.json", force=())
+        b.add(layout.submit_job(t, "fold0"), "submit", [
+            "submit", "--track", t, "--name", single, "--set", "zip=false",
+            "--pred", str(layout.path(w, layout.tmf(t, 0)) / "pred_test.parquet"),
+            "--out", str(layout.path(w, layout.SUBMISSIONS))],
+              [layout.tmf(t, 0), layout.smooth(t)], marker=f"{layout.submission(single)}/submission_{TRACK_TAGS[t]}.json",
+              force=())
     return b.jobs
 
 
@@ -100,7 +104,8 @@ def _submissions(workdir: Path, name: str, task_name: str) -> dict[str, Path]:
     from abawkit.submission import TRACK_TAGS
 
     file = f"{TRACK_TAGS[task_name]}_predictions.txt"
-    return {"ensemble": workdir / "submissions" / name / file, "fold0": workdir / "submissions" / f"{name}-fold0" / file}
+    return {"ensemble": layout.path(workdir, layout.submission(name)) / file,
+            "fold0": layout.path(workdir, layout.submission(f"{name}-fold0")) / file}
 
 
 def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
@@ -122,10 +127,10 @@ def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[s
         test = {k: score_submission(p, truth, t)["score"] if truth.is_dir() else None for k, p in subs[t].items()}
         rows.append({
             "task": t, "metric": task(t).metric,
-            "frame model": _val(workdir, f"finetune/{t}/fold0"),
+            "frame model": _val(workdir, layout.finetune(t, 0)),
             "+ TMF (vision)": _val(workdir, vision[t]) if vision[t] else None,
-            "+ audio": _val(workdir, f"tmf/{t}/fold0"),
-            "+ smoothing": _val(workdir, f"smooth/{t}", "score"),
+            "+ audio": _val(workdir, layout.tmf(t, 0)),
+            "+ smoothing": _val(workdir, layout.smooth(t), "score"),
             "test: fold 0": test.get("fold0"),
             "test: ensemble": test.get("ensemble"),
         })
@@ -142,7 +147,7 @@ def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], sec
                         cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows]))
     for t, p in subs.items():
         console.print(f"submission {t}: {p['ensemble']}")
-    write_json(workdir / "demo" / "ablation.json", {"columns": cols, "rows": rows, "seconds": round(seconds, 1),
+    write_json(layout.path(workdir, layout.demo_file("ablation.json")), {"columns": cols, "rows": rows, "seconds": round(seconds, 1),
                                                    "submissions": {t: str(p["ensemble"]) for t, p in subs.items()}})
-    write_text(workdir / "demo" / "ablation.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_text(layout.path(workdir, layout.demo_file("ablation.csv")), pd.DataFrame(rows).to_csv(index=False))
     console.print(f"demo finished in {seconds / 60:.1f} min; report: abaw report --workdir {workdir}")

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from abawkit.console import console, table
+from abawkit.ensemble import average
 from abawkit.errors import AbawError
+from abawkit.labels import TaskSpec
+from abawkit.predictions import read_predictions, write_predictions
+from abawkit.scoring import evaluate_predictions, hash_inputs
+from abawkit.workspace import layout
+from abawkit.workspace.stage import stage
 
 
 @dataclass(frozen=True)
@@ -28,32 +35,24 @@ class EnsembleRun:
     preds: tuple[str, ...]
 
 
-def val_weights(workdir: Path, val_preds: Sequence[Path], task_name: str) -> list[float]:
+def val_weights(workdir: Path, val_preds: Sequence[Path], spec: TaskSpec | str) -> list[float]:
     """Each fold's validation score (its own metric on prep labels), used as its weight.
 
     A score below zero (a CCC can be) counts as zero; if no fold scores above zero, weights are equal.
     """
-    from abawkit.stages.evaluate import evaluate_predictions
-
-    scores = [max(0.0, evaluate_predictions(workdir, p, task_name)["score"]) for p in val_preds]
+    scores = [max(0.0, evaluate_predictions(workdir, p, spec)["score"]) for p in val_preds]
     return scores if sum(scores) > 0 else [1.0] * len(scores)
 
 
 def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | None = None,
         val_preds: Sequence[Path] = (), force: bool = False) -> Path:
-    from abawkit.console import console, table
-    from abawkit.ensemble import average
-    from abawkit.predictions import read_predictions, write_predictions
-    from abawkit.stages.smooth import hash_inputs
-    from abawkit.workspace.stage import stage
-
     hashes = hash_inputs([*preds, *val_preds])
     loaded = [read_predictions(p) for p in preds]
     weights = list(cfg.weights)
     if val_preds:
         if len(val_preds) != len(preds):
             raise AbawError(f"--val needs one validation file per prediction file ({len(val_preds)} vs {len(preds)})")
-        weights = val_weights(workdir, val_preds, loaded[0].task.name)
+        weights = val_weights(workdir, val_preds, loaded[0].task)
     ens = average(loaded, [str(p) for p in preds], weights)
     shown = weights or [1.0] * len(preds)
     console.print(table(f"ensemble of {len(preds)} {ens.task.name} files", ["file", "fold", "weight"],
@@ -63,7 +62,7 @@ def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | N
         console.print(f"wrote {out} ({len(ens.df)} frames)")
         return out
     key = EnsembleRun(cfg, hashes)
-    with stage(workdir, f"ensemble/{ens.task.name}", key, seed=cfg.seed, force=force) as run_:
+    with stage(workdir, layout.ensemble(ens.task.name), key, seed=cfg.seed, force=force) as run_:
         for i, p in enumerate(preds):
             run_.add_input(f"pred{i}", p)
         write_predictions(run_.add_output(f"{ens.split}.parquet"), ens)

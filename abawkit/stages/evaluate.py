@@ -9,45 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from abawkit.console import console, table
 from abawkit.errors import AbawError
+from abawkit.io import write_json
+from abawkit.labels import task
+from abawkit.scoring import evaluate_predictions
+from abawkit.submission import score_submission
 
+__all__ = ["evaluate_predictions", "run"]
 
-def evaluate_predictions(workdir: Path, pred_path: Path, task_name: str | None = None,
-                         thresholds: dict | None = None) -> dict:
-    """Score a Parquet prediction file against the prep workspace's labels."""
-    import numpy as np
-
-    from abawkit.data.tables import load_prep
-    from abawkit.metrics import score
-    from abawkit.postprocess import search_data
-    from abawkit.predictions import read_predictions
-
-    pred = read_predictions(pred_path, task_name)
-    data = search_data(pred.df, load_prep(workdir).frames, pred.task)
-    thr = None if not thresholds else np.asarray([thresholds.get(n, 0.5) for n in pred.task.names])
-    result = score(pred.task.name, data.labels, data.x[:, data.labelled].T, thr)
-    result.update(task=pred.task.name, file=str(pred_path), frames=int(len(data.labelled)),
-                  split=pred.split, fold=pred.fold, model=pred.model)
-    return result
 
 
 def run(pred_path: Path, task_name: str, workdir: Path, truth: Path | None = None, out: Path | None = None,
         edition: str = "abaw5") -> dict:
     """Score, print, write JSON (default: beside the input, ``<name>.eval.json``)."""
-    from abawkit.console import console, table
-    from abawkit.io import write_json
-    from abawkit.labels import task
-
     spec = task(task_name)
     if not pred_path.exists():
         raise AbawError(f"{pred_path}: not found")
     if truth is not None:
-        from abawkit.submission import score_submission
-
         result = score_submission(pred_path, truth, spec.name, edition)
         result.update(task=spec.name, file=str(pred_path), truth=str(truth))
     else:
-        result = evaluate_predictions(workdir, pred_path, spec.name)
+        result = evaluate_predictions(workdir, pred_path, spec)
     rows = [(name, float(v)) for name, v in result["per_class"].items()]
     rows.append((f"[bold]{spec.metric}[/]", float(result["score"])))
     console.print(table(f"{spec.name.upper()} on {result['frames']} labelled frames: {pred_path.name}",

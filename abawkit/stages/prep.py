@@ -20,8 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from abawkit.console import console, progress, table
 from abawkit.errors import AbawError, where
-from abawkit.stages.split import SplitConfig
+from abawkit.io import write_json, write_parquet
+from abawkit.labels import TASKS
+from abawkit.release import annotations as rel
+from abawkit.release.annotations import half_of, list_crops, source_key
+from abawkit.release.discover import annotation_items, discover, read_names
+from abawkit.release.splits import SplitConfig, show, write_splits
+from abawkit.video.align import check_align
+from abawkit.video.facetrack import TrackSettings
+from abawkit.video.media import FaceDetector, crop_video, extract_audio, probe_video
+from abawkit.workspace import layout
+from abawkit.workspace.stage import stage
 
 
 @dataclass(frozen=True)
@@ -40,10 +51,6 @@ class PrepConfig:
 
 def probe_sources(names: list[str], media: dict[str, Path]) -> dict[str, object]:
     """VideoInfo per distinct media file used by ``names`` (progress bar)."""
-    from abawkit.console import progress
-    from abawkit.release.annotations import source_key
-    from abawkit.video.media import probe_video
-
     paths = sorted({p for v in names if (p := media.get(v) or media.get(source_key(v)))})
     infos = {}
     with progress(transient=True) as bar:
@@ -76,18 +83,11 @@ def frame_counts(names, anns, infos, src_of, templ, crops) -> dict[str, int]:
 
 def release_crops(names, lay) -> dict:
     """{video: (folder, 1-based frame indices [K], file names)} for the videos with a crop folder."""
-    from abawkit.release.annotations import list_crops
-
     return {v: (str(lay.crops[v]), *list_crops(lay.crops[v])) for v in names if v in lay.crops}
 
 
 def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -> tuple[dict, dict]:
     """Faces detected in the raw videos of ``detect``: crop index per video, {video: {frames, detected}}."""
-    from abawkit.console import progress
-    from abawkit.release.annotations import list_crops
-    from abawkit.video.facetrack import TrackSettings
-    from abawkit.video.media import FaceDetector, crop_video
-
     crops, stats = {}, {}
     if not detect:
         return crops, stats
@@ -96,8 +96,7 @@ def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -
     with progress(transient=True) as bar:
         job = bar.add_task("detect faces", total=len(detect))
         for v in detect:
-            half = "left" if v.endswith("_left") else "right" if v.endswith("_right") else None
-            stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half, settings=settings)
+            stats[v] = crop_video(src_of[v], run.path(f"crops/{v}"), cfg.size, det, half=half_of(v), settings=settings)
             run.log("crops", video=v, **stats[v])
             crops[v] = (str(final / "crops" / v), *list_crops(run.dir / "crops" / v))
             bar.advance(job)
@@ -106,8 +105,6 @@ def detect_crops(detect: list[str], src_of, run, final: Path, cfg: PrepConfig) -
 
 def show_detected(stats: dict[str, dict], detector: str, align: str) -> None:
     """Frames with a face per raw video (only those frames have a crop), and what alignment was used."""
-    from abawkit.console import console, table
-
     if not stats:
         return
     rows = [(v, s["frames"], s["detected"], f"{s['detected'] / max(s['frames'], 1):.0%}") for v, s in sorted(stats.items())]
@@ -120,9 +117,6 @@ def show_detected(stats: dict[str, dict], detector: str, align: str) -> None:
 
 def extract_audio_all(infos: dict, run, final: Path, rate: int) -> dict[str, str | None]:
     """16 kHz mono WAV per media file with audio: {media path: final wav path or None}."""
-    from abawkit.console import progress
-    from abawkit.video.media import extract_audio
-
     out: dict[str, str | None] = {}
     with progress(transient=True) as bar:
         job = bar.add_task("extract audio", total=len(infos))
@@ -136,8 +130,6 @@ def extract_audio_all(infos: dict, run, final: Path, rate: int) -> dict[str, str
 
 def summarize(frames: pd.DataFrame) -> list[dict]:
     """Videos, frames and labelled frames per task and split."""
-    from abawkit.labels import TASKS
-
     rows = []
     for t, spec in TASKS.items():
         col = spec.label_columns[0]
@@ -162,8 +154,6 @@ def coverage(lay, anns: dict, tests: dict[str, list[str]], src_of: dict) -> list
     """Per task and split: videos, with crops, with only a raw video (faces to detect), with neither, with audio.
 
     Raises ``AbawError`` naming the first labelled or test video that has neither crops nor a raw video."""
-    from abawkit.errors import AbawError
-
     rows, missing = [], []
     for t in sorted(set(anns) | set(tests)):
         groups = split_videos(anns, tests, t)
@@ -186,8 +176,6 @@ def coverage(lay, anns: dict, tests: dict[str, list[str]], src_of: dict) -> list
 
 def check_faces(anns: dict, tests: dict[str, list[str]], crops: dict, detect: list[str], n_frames: dict[str, int]) -> None:
     """Before any long work: no test video without frames, no task split none of whose frames has a face."""
-    from abawkit.errors import AbawError
-
     for t, names in tests.items():
         empty = [v for v in names if n_frames.get(v, 0) <= 0]
         if empty:
@@ -209,8 +197,6 @@ def lay_hint(crops: dict, vids: list[str]) -> str:
 
 def show_found(lay, cover: list[dict]) -> None:
     """Print the folders used and the per-split coverage table."""
-    from abawkit.console import console, table
-
     console.print(table(f"release {lay.root}", ["kind", "path", "count"],
                         [[r["kind"], r["path"], "-" if r["count"] is None else r["count"]] for r in lay.roots()]))
     if cover:
@@ -223,18 +209,9 @@ def show_found(lay, cover: list[dict]) -> None:
 
 def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     """Index the release, write the tables and folds; returns the summary rows."""
-    from abawkit.console import console, table
-    from abawkit.io import write_json, write_parquet
-    from abawkit.labels import TASKS
-    from abawkit.release import annotations as rel
-    from abawkit.release.discover import annotation_items, discover, read_names
-    from abawkit.stages.split import show, write_splits
-    from abawkit.video.align import check_align
-    from abawkit.workspace.stage import stage
-
     check_align(cfg.align)
     root = Path(cfg.release)
-    with stage(workdir, "prep", cfg, seed=cfg.seed, force=force) as run_:
+    with stage(workdir, layout.PREP, cfg, seed=cfg.seed, force=force) as run_:
         final = run_.final_dir.resolve()
         lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}

@@ -11,10 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from abawkit import postprocess as pp
 from abawkit.console import console
+from abawkit.data.tables import load_prep
 from abawkit.errors import AbawError
 from abawkit.io import read_json
+from abawkit.labels import TASKS, TaskSpec
+from abawkit.predictions import read_predictions
 from abawkit.report import Report, Timeline, bar_chart, render, timeline_chart
+from abawkit.workspace import layout
 from abawkit.workspace.stage import MANIFEST
 
 
@@ -32,8 +37,6 @@ def finished_stages(workdir: Path) -> list[dict]:
 
 def official_order(per_class: dict[str, float]) -> dict[str, float]:
     """Per-class values in the task's official label order (JSON files store keys sorted)."""
-    from abawkit.labels import TASKS
-
     for spec in TASKS.values():
         if set(per_class) == set(spec.names):
             return {n: per_class[n] for n in spec.names}
@@ -51,18 +54,11 @@ def metrics_rows(manifests: list[dict]) -> list[list[object]]:
     return rows
 
 
-def timeline(workdir: Path, task_name: str, n_videos: int = 2) -> list[Timeline]:
+def timeline(workdir: Path, spec: TaskSpec, n_videos: int = 2) -> list[Timeline]:
     """Validation predictions vs labels, before and after the task's smoothing policy."""
-    from abawkit import postprocess as pp
-    from abawkit.data.tables import load_prep
-    from abawkit.labels import task
-    from abawkit.predictions import read_predictions
-
-    spec = task(task_name)
-    sdir = workdir / "smooth" / task_name
-    man = read_json(sdir / MANIFEST)
-    pred = read_predictions(man["inputs"]["pred0"]["path"], task_name)
-    policy = read_json(sdir / "policy.json")
+    man = read_json(layout.path(workdir, layout.smooth(spec.name)) / MANIFEST)
+    pred = read_predictions(man["inputs"]["pred0"]["path"], spec)
+    policy = read_json(layout.path(workdir, layout.policy(spec.name)))
     frames = load_prep(workdir).frames
     lines = []
     for video in sorted(pred.df["video"].unique())[:n_videos]:
@@ -73,7 +69,7 @@ def timeline(workdir: Path, task_name: str, n_videos: int = 2) -> list[Timeline]
     return lines
 
 
-def _one_line(spec, video: str, rows, x: np.ndarray, sm: np.ndarray) -> Timeline:
+def _one_line(spec: TaskSpec, video: str, rows, x: np.ndarray, sm: np.ndarray) -> Timeline:
     """Pick what to draw: AU12 probability, the EXPR class id, or valence."""
     frames = rows["frame"].to_numpy()
     if spec.name == "expr":
@@ -92,11 +88,11 @@ def run(workdir: Path, out: Path | None = None) -> Path:
     manifests = finished_stages(workdir)
     if not manifests:
         raise AbawError(f"{workdir}: no finished stage to report on")
-    out = Path(out) if out else workdir / "report"
+    out = Path(out) if out else layout.path(workdir, layout.REPORT)
     rep = Report(f"abawkit report: {workdir}")
     rep.tables.append(("validation score per stage and fold", ["stage", "score", "best epoch", "steps"],
                        metrics_rows(manifests)))
-    ablation = workdir / "demo" / "ablation.json"
+    ablation = layout.path(workdir, layout.demo_file("ablation.json"))
     if ablation.exists():
         data = read_json(ablation)
         rows = data["rows"]
@@ -108,10 +104,10 @@ def run(workdir: Path, out: Path | None = None) -> Path:
             name = man["stage"].replace("/", "_")
             rep.images.append((f"per-class scores: {man['stage']}", bar_chart(out / f"per_class_{name}.png",
                                man["stage"], official_order(per_class), "score")))
-    for task_name in ("au", "expr", "va"):
-        if (workdir / "smooth" / task_name / MANIFEST).exists():
-            png = timeline_chart(out / f"timeline_{task_name}.png", timeline(workdir, task_name))
-            rep.images.append((f"{task_name}: validation timelines (label, raw, smoothed)", png))
+    for spec in TASKS.values():
+        if (layout.path(workdir, layout.smooth(spec.name)) / MANIFEST).exists():
+            png = timeline_chart(out / f"timeline_{spec.name}.png", timeline(workdir, spec))
+            rep.images.append((f"{spec.name}: validation timelines (label, raw, smoothed)", png))
     html, md = render(rep, out)
     console.print(f"report: {html} ({len(rep.images)} figures), {md}")
     return html

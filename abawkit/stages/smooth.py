@@ -12,7 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
+from abawkit import postprocess as pp
+from abawkit.console import console, progress, table
+from abawkit.data.tables import load_prep
 from abawkit.errors import AbawError
+from abawkit.io import write_json
+from abawkit.labels import TaskSpec, task
+from abawkit.predictions import read_predictions
+from abawkit.scoring import hash_inputs
+from abawkit.workspace import layout
+from abawkit.workspace.stage import stage
+
+__all__ = ["FilterGrid", "SmoothConfig", "SmoothRun", "hash_inputs", "load_val_predictions", "run"]
 
 
 @dataclass(frozen=True)
@@ -43,28 +56,15 @@ class SmoothRun:
     preds: tuple[str, ...]
 
 
-def hash_inputs(paths: Sequence[Path]) -> tuple[str, ...]:
-    """sha256 of each input file (part of a stage's identity); a missing file is a one-line error."""
-    from abawkit.workspace.fingerprints import sha256_file
 
-    for p in paths:
-        if not Path(p).is_file():
-            raise AbawError(f"{p}: file not found")
-    return tuple(sha256_file(p) for p in paths)
-
-
-def load_val_predictions(paths: Sequence[Path], task_name: str):
+def load_val_predictions(paths: Sequence[Path], spec: TaskSpec | str):
     """Concatenate validation prediction files; two files predicting the same video is an error."""
-    import pandas as pd
-
-    from abawkit.predictions import read_predictions
-
     if not paths:
         raise AbawError("no validation prediction files given (--pred)")
     owner: dict[str, Path] = {}
     parts = []
     for p in paths:
-        pred = read_predictions(p, task_name)
+        pred = read_predictions(p, spec)
         for video in pred.df["video"].unique():
             if video in owner:
                 raise AbawError(f"{p} and {owner[video]} both predict video {video}; pass disjoint validation folds")
@@ -73,39 +73,30 @@ def load_val_predictions(paths: Sequence[Path], task_name: str):
     return pd.concat(parts, ignore_index=True).sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
 
 
-def _ranking_table(ranked: list[dict], spec) -> "object":
-    import pandas as pd
-
+def _ranking_table(ranked: list[dict], spec: TaskSpec) -> pd.DataFrame:
     rows = [{"rank": i + 1, "filter": r["filter"], "param": r["param"], "score": r["score"], **r["per_class"]}
             for i, r in enumerate(ranked)]
     return pd.DataFrame(rows, columns=["rank", "filter", "param", "score", *spec.names])
 
 
 def run(workdir: Path, cfg: SmoothConfig, task_name: str, preds: Sequence[Path], force: bool = False) -> dict:
-    from abawkit import postprocess as pp
-    from abawkit.console import console, progress, table
-    from abawkit.data.tables import load_prep
-    from abawkit.io import write_json
-    from abawkit.labels import task
-    from abawkit.workspace.stage import stage
-
     spec = task(task_name)
     grid = getattr(cfg, spec.name)
     grid_d = {"median": grid.median, "mean": grid.mean, "gaussian": grid.gaussian}
     key = SmoothRun(cfg, spec.name, hash_inputs(preds))
-    with stage(workdir, f"smooth/{spec.name}", key, seed=cfg.seed, force=force) as run_:
+    with stage(workdir, layout.smooth(spec.name), key, seed=cfg.seed, force=force) as run_:
         for i, p in enumerate(preds):
             run_.add_input(f"pred{i}", p)
-        data = pp.search_data(load_val_predictions(preds, spec.name), load_prep(workdir).frames, spec)
+        data = pp.search_data(load_val_predictions(preds, spec), load_prep(workdir).frames, spec)
         n = len(pp.grid_settings(grid_d))
         with progress(transient=True) as bar:
             t = bar.add_task(f"smooth-search {spec.name} ({n} settings)", total=n)
             results = pp.search(data, grid_d, cfg.thresholds, cfg.jobs, progress=lambda: bar.advance(t))
         ranked = pp.rank(results)
         none = next(r for r in results if r["filter"] == "none")
-        policy = pp.policy_from(ranked[0], spec.name)
+        policy = pp.policy_from(ranked[0], spec)
         policy["score_none"] = none["score"]
-        write_json(run_.add_output("policy.json"), policy)
+        write_json(run_.add_output(layout.POLICY), policy)
         _ranking_table(ranked, spec).to_csv(run_.add_output("ranking.csv"), index=False)
         run_.metrics = {"score": ranked[0]["score"], "score_none": none["score"], "settings": n,
                         "frames": int(len(data.labelled))}

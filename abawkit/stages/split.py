@@ -7,51 +7,20 @@ output hash and a ``split`` entry with its config), so downstream stages see wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from abawkit.config import to_dict
+from abawkit.data.tables import load_prep
+from abawkit.io import write_json
+from abawkit.release.splits import SplitConfig, show, write_splits
+from abawkit.workspace.fingerprints import sha256_file
+from abawkit.workspace.stage import MANIFEST, StageDone
 
-
-@dataclass(frozen=True)
-class SplitConfig:
-    seed: int = 0
-    n_folds: int = 5
-    method: str = "stratified"  # stratified | random
-
-
-def write_splits(frames: pd.DataFrame, cfg: SplitConfig, path: Path) -> tuple[pd.DataFrame, dict]:
-    """Make the folds, write them to ``path``; return them with a per-task balance report."""
-    from abawkit.io import write_parquet
-    from abawkit.release.splits import fold_counts, imbalance, make_splits
-
-    splits = make_splits(frames, cfg.n_folds, cfg.seed, cfg.method)
-    write_parquet(path, splits, {"seed": str(cfg.seed), "method": cfg.method})
-    report = {}
-    for t in splits["task"].unique():
-        counts = fold_counts(frames, splits, t)
-        report[t] = {"imbalance": imbalance(counts), "per_fold": counts.to_dict(orient="index")}
-    return splits, report
-
-
-def show(report: dict) -> None:
-    """Per-fold label counts as rich tables."""
-    from abawkit.console import console, table
-
-    for t, r in report.items():
-        rows = [[f, *c.values()] for f, c in r["per_fold"].items()]
-        cols = ["fold", *next(iter(r["per_fold"].values())).keys()] if rows else ["fold"]
-        console.print(table(f"{t} folds (imbalance {r['imbalance']:.3f})", cols, rows))
+__all__ = ["SplitConfig", "run", "show", "write_splits"]
 
 
 def run(cfg: SplitConfig, workdir: Path, force: bool = False) -> dict:
     """Recompute the folds of an existing prep; a no-op if prep already has folds from this config."""
-    from abawkit.config import to_dict
-    from abawkit.data.tables import load_prep
-    from abawkit.io import write_json
-    from abawkit.workspace.fingerprints import sha256_file
-    from abawkit.workspace.stage import MANIFEST, StageDone
-
     prep = load_prep(workdir)
     manifest = {k: v for k, v in prep.manifest.items() if k != "dir"}
     if manifest.get("split", {}).get("config") == to_dict(cfg) and not force:

@@ -12,7 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from abawkit import postprocess as pp
+from abawkit import submission as sub
+from abawkit.console import console
 from abawkit.errors import AbawError
+from abawkit.io import read_json, write_json
+from abawkit.labels import task
+from abawkit.predictions import read_predictions
+from abawkit.scoring import expected_frames, release_template
+from abawkit.workspace import layout
+from abawkit.workspace.fingerprints import sha256_file
+from abawkit.workspace.stage import MANIFEST, load_stage
+
+__all__ = ["SubmitConfig", "expected_frames", "release_template", "run"]
 
 
 @dataclass(frozen=True)
@@ -24,61 +39,21 @@ class SubmitConfig:
 
 
 def _default_pred(workdir: Path, track: str) -> Path:
-    from abawkit.workspace.stage import load_stage
-
-    st = load_stage(workdir, f"ensemble/{track}", hint=f"abaw ensemble --task {track} FOLD_TEST_PREDS... (or pass --pred)")
+    st = load_stage(workdir, layout.ensemble(track),
+                    hint=f"abaw ensemble --task {track} FOLD_TEST_PREDS... (or pass --pred)")
     return Path(st["dir"]) / "test.parquet"
 
 
 def _default_policy(workdir: Path, track: str) -> dict | None:
-    from abawkit.console import console
-    from abawkit.io import read_json
-
-    path = workdir / "smooth" / track / "policy.json"
-    if (workdir / "smooth" / track / "manifest.json").exists():
+    path = layout.path(workdir, layout.policy(track))
+    if (layout.path(workdir, layout.smooth(track)) / MANIFEST).exists():
         return read_json(path)
     console.print(f"[yellow]note:[/] no {path}; submitting without smoothing (threshold 0.5)")
     return None
 
 
-def release_template(workdir: Path, track: str) -> Path | None:
-    """The organisers' template for ``track`` that prep found in the release, if any (``prep/summary.json``)."""
-    from abawkit.io import read_json
-
-    summary = Path(workdir) / "prep" / "summary.json"
-    if not (Path(workdir) / "prep" / "manifest.json").is_file() or not summary.is_file():
-        return None
-    path = read_json(summary).get("layout", {}).get("templates", {}).get(track)
-    return Path(path) if path and Path(path).is_file() else None
-
-
-def expected_frames(workdir: Path, spec, template: Path | None):
-    """Frames to predict: ``template``, else the release's template found by prep, else prep's test frames."""
-    from abawkit import submission as sub
-    from abawkit.console import console
-
-    if template is None and (template := release_template(workdir, spec.name)) is not None:
-        console.print(f"template: {template} (found by prep in the release)", soft_wrap=True)
-    if template is not None:
-        return sub.read_template(template)
-    from abawkit.data.tables import load_prep
-
-    return sub.expected_from_frames(load_prep(workdir).frames, spec)
-
-
 def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, policy: Path | None = None,
-        template: Path | None = None, out: Path = Path("submissions")) -> Path:
-    import numpy as np
-    import pandas as pd
-
-    from abawkit import postprocess as pp
-    from abawkit import submission as sub
-    from abawkit.console import console
-    from abawkit.io import read_json, write_json
-    from abawkit.labels import task
-    from abawkit.predictions import read_predictions
-    from abawkit.workspace.fingerprints import sha256_file
-
+        template: Path | None = None, out: Path = Path(layout.SUBMISSIONS)) -> Path:
     spec = task(track)
     sub.edition(cfg.edition)
     pred = pred or _default_pred(workdir, spec.name)
@@ -91,7 +66,7 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
     template = template or release_template(workdir, spec.name)
     rows = pd.DataFrame({"video": np.repeat(list(expected), [len(f) for f in expected.values()]),
                          "frame": np.concatenate(list(expected.values()))})
-    p = read_predictions(pred, spec.name)
+    p = read_predictions(pred, spec)
     x = pp.fill_missing(p.df, rows, spec.pred_columns).T  # [C, N]
     smoothed = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), pol)
     outputs = pp.decide(smoothed.T, spec, pol)

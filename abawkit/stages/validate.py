@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from abawkit import submission as sub
+from abawkit.console import console
+from abawkit.labels import task
+from abawkit.scoring import expected_frames
+
 MAX_SHOWN = 200
 
 
 def run(path: Path, track: str, workdir: Path, template: Path | None = None, edition: str = "abaw5") -> int:
     """Returns the number of problems (0 = valid)."""
-    from abawkit import submission as sub
-    from abawkit.console import console
-    from abawkit.labels import task
-    from abawkit.stages.submit import expected_frames
-
     spec = task(track)
     sub.edition(edition)
     expected = expected_frames(workdir, spec, template)

@@ -16,8 +16,10 @@ PRETRAIN = "pretrain"
 RUN = "run"  # the launcher's record: plan.json, jobs.json, logs/, done/, locks/
 SUBMISSIONS = "submissions"
 DEMO = "demo"
+REPORT = "report"  # ``abaw report``'s default output folder
 RELEASE = "release"  # the demo's synthetic release
 POLICY = "policy.json"
+SYNTH_RECORD = "synth.json"  # what ``abaw synth`` wrote into a release
 VISION_BASE = "mae"  # the vision store name of fine-tuned encoders unless a recipe names another
 
 
@@ -78,6 +80,21 @@ def predict(stem: str, video_sha256: str) -> str:
 
 def submission(name: str) -> str:
     return f"{SUBMISSIONS}/{name}"
+
+
+def submit_job(task: str, tag: str = "") -> str:
+    """Job id of ``abaw run``'s submit of one track (it writes under ``submission(name)``, not here)."""
+    return f"submit/{task}" + (f"-{tag}" if tag else "")
+
+
+def validate_job(task: str) -> str:
+    """Job id of ``abaw run``'s check of one track's submission (it writes no folder)."""
+    return f"validate/{task}"
+
+
+def demo_file(name: str) -> str:
+    """A file of ``abaw demo``'s table: ``demo/<name>``."""
+    return f"{DEMO}/{name}"
 
 
 def run_file(name: str) -> str:
