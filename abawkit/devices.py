@@ -129,8 +129,17 @@ def resolve_precision(name: str, device: object) -> str:
     return name
 
 
+def amp_precision(device: object, amp: bool) -> str:
+    """A trainer's ``amp`` switch -> its precision: ``bf16`` on CUDA when on, ``fp32`` otherwise (training
+    keeps fp32 on the CPU, where bf16 is slow)."""
+    import torch
+
+    return "bf16" if amp and torch.device(device).type == "cuda" else "fp32"
+
+
 def precision_autocast(device: object, precision: str):
     """The context a model runs in at ``precision``: bf16 autocast (CUDA or CPU), or nothing for fp32.
+    The one autocast of abawkit: training (``engine``, via ``amp_precision``) and feature extraction.
 
     bf16 is honoured on the CPU too, so ``abaw predict`` on a laptop can reproduce features that were
     extracted in bf16 on a GPU instead of silently computing them in fp32.

@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from abawkit import distributed, preempt
+from abawkit.devices import amp_precision, precision_autocast
 from abawkit.determinism import (  # noqa: F401 - re-exported: the engine's API before they moved
     ResumableSampler,
     SeededDataset,
@@ -139,13 +140,6 @@ def _to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # ----------------------------------------------------------------------------- the loop
 @dataclass
 class _Loop:
@@ -222,7 +216,7 @@ def _train_step(loop: _Loop, it: Any, loss_fn: Callable) -> float:
         if loop.transform is not None:
             batch = loop.transform(batch)
         sync = micro == loop.cfg.accum_steps - 1 or not loop.info.enabled
-        with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), autocast(loop.device, loop.cfg.amp):
+        with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), precision_autocast(loop.device, amp_precision(loop.device, loop.cfg.amp)):
             loss = loss_fn(loop.ddp, batch)
             if not torch.isfinite(loss):
                 raise AbawError(f"loss is {loss.item()} at step {loop.step}; lower the learning rate")
@@ -244,7 +238,7 @@ def _end_epoch(loop: _Loop, epoch: int, losses: list[float], eval_fn: Callable |
                               "loss": distributed.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), loop.device)}
     if eval_fn is not None and loop.info.is_main:
         loop.model.eval()
-        with torch.no_grad(), autocast(loop.device, loop.cfg.amp):
+        with torch.no_grad(), precision_autocast(loop.device, amp_precision(loop.device, loop.cfg.amp)):
             record.update(eval_fn())
         loop.model.train()
         if loop.best is None or record["score"] > loop.best["score"]:

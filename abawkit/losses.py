@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from abawkit.labels import task
+from abawkit.labels import TaskSpec, task
 
 
-def class_weights(task_name: str, labels: np.ndarray | torch.Tensor) -> torch.Tensor | None:
+def class_weights(task_name: TaskSpec | str, labels: np.ndarray | torch.Tensor) -> torch.Tensor | None:
     """Weights from the training labels (invalid values ignored); None for VA.
 
     AU (labels [N, 12] in {0,1,-1}): per-AU positive weight = negatives / positives (so positives
@@ -79,7 +79,7 @@ def va_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def task_loss(
-    task_name: str, outputs: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+    task_name: TaskSpec | str, outputs: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The paper's loss for ``task_name``; ``outputs`` [N, C] raw, ``labels`` in the table's encoding.
 
@@ -94,7 +94,7 @@ def task_loss(
     return va_loss(outputs, labels.reshape(-1, spec.n_outputs))
 
 
-def activate(task_name: str, outputs: torch.Tensor) -> torch.Tensor:
+def activate(task_name: TaskSpec | str, outputs: torch.Tensor) -> torch.Tensor:
     """Raw outputs -> prediction values: AU sigmoid, EXPR softmax, VA tanh."""
     kind = task(task_name).kind
     if kind == "multilabel":

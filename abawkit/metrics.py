@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abawkit.labels import task
+from abawkit.labels import TaskSpec, task
 
 
 def f1_binary(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -71,7 +71,7 @@ def va_scores(labels: np.ndarray, preds: np.ndarray, invalid: float = -5) -> np.
     return np.asarray(out)
 
 
-def score(task_name: str, labels: np.ndarray, preds: np.ndarray, thresholds: np.ndarray | float | None = None) -> dict:
+def score(task_name: TaskSpec | str, labels: np.ndarray, preds: np.ndarray, thresholds: np.ndarray | float | None = None) -> dict:
     """The task's official metric and per-class values: ``{"score": float, "per_class": {name: v}}``."""
     spec = task(task_name)
     if spec.name == "au":

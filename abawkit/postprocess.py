@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import ndimage
 
 from abawkit.errors import AbawError
+from abawkit.frames import nearest
 from abawkit.labels import TaskSpec, task
 from abawkit.metrics import expr_scores, f1_counts, va_scores
 
@@ -51,10 +52,7 @@ def fill_missing(pred: pd.DataFrame, target: pd.DataFrame, columns: Sequence[str
         order = np.argsort(pf, kind="stable")
         pidx, pf = pidx[order], pf[order]
         tf = target["frame"].to_numpy()[rows]
-        hi = np.clip(np.searchsorted(pf, tf), 0, len(pf) - 1)  # first predicted frame >= tf
-        lo = np.clip(hi - 1, 0, len(pf) - 1)
-        use_lo = np.abs(tf - pf[lo]) <= np.abs(pf[hi] - tf)
-        out[rows] = pvals[pidx[np.where(use_lo, lo, hi)]]
+        out[rows] = pvals[pidx[nearest(pf, tf)]]
     return out
 
 
@@ -236,7 +234,7 @@ def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: -r["score"])
 
 
-def policy_from(result: dict[str, Any], task_name: str) -> dict[str, Any]:
+def policy_from(result: dict[str, Any], task_name: TaskSpec | str) -> dict[str, Any]:
     """The JSON policy for one search result."""
     filt, p = result["filter"], result["param"]
     return {
@@ -285,7 +283,7 @@ def video_bounds(videos: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- reference
 def reference_search(
-    values: list[np.ndarray], labels: list[np.ndarray], task_name: str, grid: dict[str, Sequence[float]],
+    values: list[np.ndarray], labels: list[np.ndarray], task_name: TaskSpec | str, grid: dict[str, Sequence[float]],
     thresholds: Sequence[float],
 ) -> list[dict[str, Any]]:
     """The straightforward definition of ``search``, slow on purpose: per video a 2-D scipy filter

@@ -36,7 +36,7 @@ class Predictions:
 
 
 def make_predictions(
-    videos: np.ndarray | list, frames: np.ndarray | list, values: np.ndarray, task_name: str,
+    videos: np.ndarray | list, frames: np.ndarray | list, values: np.ndarray, task_name: TaskSpec | str,
     split: str, fold: str | int, model: str,
 ) -> Predictions:
     """Build a ``Predictions`` from parallel arrays; ``values`` is [N, C]."""
@@ -54,7 +54,7 @@ def write_predictions(path: str | Path, pred: Predictions) -> Path:
     return write_parquet(path, pred.df, meta)
 
 
-def read_predictions(path: str | Path, expect_task: str | None = None) -> Predictions:
+def read_predictions(path: str | Path, expect_task: TaskSpec | str | None = None) -> Predictions:
     """Read and check a prediction file; problems are one-line ``AbawError``s naming the file."""
     import pyarrow.parquet as pq
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from abawkit.data.augment import draw_params, identity_params
 from abawkit.errors import AbawError
 from abawkit.files import walk
-from abawkit.labels import task
+from abawkit.labels import TaskSpec, task
 from abawkit.workspace.fingerprints import IMAGE_SUFFIXES
 
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
@@ -142,7 +142,7 @@ def image_folder(root: str | Path) -> list[Path]:
     return paths
 
 
-def prep_rows(frames: pd.DataFrame, videos: Sequence[str] | None = None, task_name: str | None = None,
+def prep_rows(frames: pd.DataFrame, videos: Sequence[str] | None = None, task_name: TaskSpec | str | None = None,
               labelled: bool = False) -> pd.DataFrame:
     """Frame-table rows that have a crop, optionally of ``videos`` and with a valid ``task_name`` label."""
     keep = frames["crop"].notna().to_numpy().copy()
@@ -155,7 +155,7 @@ def prep_rows(frames: pd.DataFrame, videos: Sequence[str] | None = None, task_na
     return frames.loc[keep].reset_index(drop=True)
 
 
-def task_labels(rows: pd.DataFrame, task_name: str) -> np.ndarray:
+def task_labels(rows: pd.DataFrame, task_name: TaskSpec | str) -> np.ndarray:
     """[N, C] float32 labels of ``task_name`` in the frame table's encoding (invalid kept)."""
     return rows[list(task(task_name).label_columns)].to_numpy(np.float32)
 

@@ -57,7 +57,7 @@ class FoldVideos:
     test: tuple[str, ...]
 
 
-def fold_videos(prep: Prep, task_name: str, fold: int) -> FoldVideos:
+def fold_videos(prep: Prep, task_name: TaskSpec | str, fold: int) -> FoldVideos:
     """Videos for ``fold`` (0 = official split, 1..5 = CV fold held out as validation)."""
     spec: TaskSpec = task(task_name)
     col = f"split_{spec.name}"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from abawkit.errors import AbawError, where
+from abawkit.frames import nearest_filled
 from abawkit.labels import TASKS, TaskSpec
 from abawkit.release.discover import CROP_RE
 
@@ -188,13 +189,3 @@ def build_frames(n_frames: dict[str, int], crops: dict[str, tuple[str, np.ndarra
             df[c] = vals[:, j].astype(dtype)
         df[f"split_{t}"] = split[vid]
     return df
-
-
-def nearest_filled(vid: np.ndarray, frame: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """Per row, the nearest frame of the same video with ``has`` (ties -> earlier), or -1: [N] int32."""
-    marked = pd.Series(np.where(has, frame, np.nan))
-    prev = marked.groupby(vid).ffill().to_numpy()
-    nxt = marked.groupby(vid).bfill().to_numpy()
-    use_prev = ~np.isnan(prev) & (np.isnan(nxt) | (frame - prev <= nxt - frame))
-    out = np.where(use_prev, prev, nxt)
-    return np.where(np.isnan(out), -1, out).astype(np.int32)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from abawkit.engine import TrainConfig
+from abawkit.labels import TaskSpec, task
+from abawkit.workspace import layout
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class FinetuneConfig:
 
 
 def stage_name(cfg: FinetuneConfig) -> str:
-    return f"finetune/{cfg.task}/fold{cfg.fold}" + (f"-{cfg.tag}" if cfg.tag else "")
+    return layout.finetune(cfg.task, cfg.fold, cfg.tag)
 
 
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
@@ -69,7 +71,7 @@ def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, A
         arch = encoder_arch(m.encoder, m.img_size or None, m.patch or None)
         return FrameModel(arch, task(cfg.task).n_outputs, m.pool, m.drop_path, m.dropout), None, None
     if cfg.init == "pretrain":
-        ckpt = Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt"
+        ckpt = Path(load_stage(workdir, layout.PRETRAIN, hint="abaw pretrain")["dir"]) / "checkpoint.pt"
     else:
         ckpt = Path(cfg.init)
     encoder, arch, report, _ = open_encoder(ckpt, m.arch, m.img_size, m.drop_path)
@@ -82,13 +84,13 @@ def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> 
     import torch
 
     from abawkit.data.augment import device_batches
-    from abawkit.engine import autocast
+    from abawkit.devices import amp_precision, precision_autocast
     from abawkit.losses import activate
 
     was_training = model.training
     model.eval()
     out = []
-    with torch.no_grad(), autocast(device, amp):
+    with torch.no_grad(), precision_autocast(device, amp_precision(device, amp)):
         for imgs, _ in device_batches(loader, device, model.arch.img_size):
             out.append(activate(task_name, model(imgs).float()).cpu().numpy())
     model.train(was_training)
@@ -120,7 +122,6 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
     """Fine-tune, evaluate every epoch, keep the best, write predictions; returns the metrics."""
     from abawkit import distributed
     from abawkit.engine import seed_everything
-    from abawkit.labels import task
     from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
@@ -137,33 +138,32 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
         last = st.dir / "last.pt"
         if not resume and info.is_main:
             last.unlink(missing_ok=True)
-        result = _train(st, model, cfg, data, device, last)
+        result = _train(st, model, cfg, spec, data, device, last)
         _finish(st, model, cfg, data, device, result, info.is_main)
     return st.metrics | {"stage": stage_name(cfg), "metric": spec.metric}
 
 
-def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, last: Path) -> Any:
+def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict, device: Any, last: Path) -> Any:
     """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
     from abawkit.data.augment import BatchAugment
     from abawkit.data.faces import collate_faces, eval_loader
     from abawkit.engine import fit
-    from abawkit.labels import task
     from abawkit.losses import class_weights, task_loss
     from abawkit.metrics import score
     from abawkit.models.checkpoints import save_checkpoint
 
-    multiclass = task(cfg.task).kind == "multiclass"  # labels [N, 1] -> [N]
+    multiclass = spec.kind == "multiclass"  # labels [N, 1] -> [N]
     y_train = data["labels"]["train"]
-    weights = class_weights(cfg.task, y_train[:, 0] if multiclass else y_train)
+    weights = class_weights(spec, y_train[:, 0] if multiclass else y_train)
     val_loader = eval_loader(data["val"], cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
     y_val = data["labels"]["val"]
 
     def loss_fn(m: Any, batch: Any) -> Any:
-        return task_loss(cfg.task, m(batch[0]).float(), batch[1], weights)
+        return task_loss(spec, m(batch[0]).float(), batch[1], weights)
 
     def eval_fn() -> dict:
-        preds = predict(model, val_loader, cfg.task, device, cfg.train.amp)
-        s = score(cfg.task, y_val[:, 0] if multiclass else y_val, preds)
+        preds = predict(model, val_loader, spec, device, cfg.train.amp)
+        s = score(spec, y_val[:, 0] if multiclass else y_val, preds)
         return {"score": s["score"], "per_class": s["per_class"]}
 
     def on_best(m: Any, record: dict) -> None:

@@ -15,6 +15,7 @@ from abawkit import postprocess as pp
 from abawkit.console import console
 from abawkit.data.tables import load_prep
 from abawkit.errors import AbawError
+from abawkit.files import walk
 from abawkit.io import read_json
 from abawkit.labels import TASKS, TaskSpec
 from abawkit.predictions import read_predictions
@@ -26,13 +27,13 @@ from abawkit.workspace.stage import MANIFEST
 def finished_stages(workdir: Path) -> list[dict]:
     """Manifests of every finished stage under ``workdir`` (``.partial`` folders are skipped)."""
     out = []
-    for path in sorted(workdir.rglob(MANIFEST)):
-        if any(part.endswith(".partial") for part in path.relative_to(workdir).parts):
-            continue
-        man = read_json(path)
-        man["dir"] = str(path.parent)
-        out.append(man)
-    return out
+    for folder, dirs, files in walk(workdir):
+        dirs[:] = [d for d in dirs if not d.endswith(".partial")]
+        if MANIFEST in files:
+            man = read_json(Path(folder) / MANIFEST)
+            man["dir"] = folder
+            out.append(man)
+    return sorted(out, key=lambda m: Path(m["dir"]) / MANIFEST)
 
 
 def official_order(per_class: dict[str, float]) -> dict[str, float]:
