@@ -89,7 +89,7 @@ def main() -> None:
     encoder = ViTEncoder(arch).eval().to(device)
     s = VisionSettings(img_size=arch.img_size, pool="cls", batch_size=args.batch, workers=args.workers)
     with tempfile.TemporaryDirectory() as tmp:
-        from abawkit.release.synthetic import SynthSpec, write_face_pool
+        from abawkit.release.synth import SynthSpec, write_face_pool
 
         write_face_pool(Path(tmp), SynthSpec(size=112), 0, args.faces)
         faces = sorted(str(p) for p in (Path(tmp) / "pretrain_faces").rglob("*.jpg"))

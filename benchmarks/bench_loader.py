@@ -103,7 +103,7 @@ def main() -> None:
     if args.images:
         return measure(args, args.images)
     with tempfile.TemporaryDirectory() as tmp:
-        from abawkit.release.synthetic import SynthSpec, write_face_pool
+        from abawkit.release.synth import SynthSpec, write_face_pool
 
         write_face_pool(Path(tmp), SynthSpec(size=112), 0, args.faces)
         measure(args, str(Path(tmp) / "pretrain_faces"))

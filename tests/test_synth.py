@@ -6,8 +6,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from abawkit.cli import app
-from abawkit.labels import AU_NAMES
-from abawkit.release import synthetic as syn
+from abawkit.labels import AU_NAMES, EXPR_NAMES
+from abawkit.release import synth as syn
 
 runner = CliRunner()
 
@@ -62,7 +62,7 @@ def test_aus_switch_within_an_expression_segment():
     states_per_segment = [len({tuple(r) for r in au[seg == s]}) for s in np.unique(seg)]
     assert np.mean(states_per_segment) > 2.5
     linked = np.zeros_like(au, dtype=bool)
-    for e, name in enumerate(syn.EXPR_NAMES):
+    for e, name in enumerate(EXPR_NAMES):
         for a in syn.EXPR_AUS[name]:
             linked[expr == e, AU_NAMES.index(a)] = True
     assert au[linked].mean() > 0.7 and au[~linked].mean() < 0.15

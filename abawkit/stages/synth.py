@@ -1,4 +1,4 @@
-"""``abaw synth OUT``: write a synthetic release (see ``release/synthetic.py``) into folder OUT.
+"""``abaw synth OUT``: write a synthetic release (see ``release/synth/``) into folder OUT.
 
 ``layout = "shipped"`` writes the same release rearranged as the organisers' archives unpack
 (``data/synthetic.ship_layout``). Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abawkit.config import to_dict
+from abawkit.console import console, progress
 from abawkit.errors import AbawError
+from abawkit.io import write_json
+from abawkit.release import synth as syn
+from abawkit.workspace import layout
+from abawkit.workspace.stage import swap_in
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,6 @@ class SynthConfig:
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
-    from abawkit.console import console, progress
-    from abawkit.io import write_json
-    from abawkit.release import synthetic as syn
-    from abawkit.workspace.stage import swap_in
-
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
@@ -65,7 +65,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     summary = {r: sum(p.role == r for p in people) for r in ("train", "val", "test")}
     summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops],
                    seconds=round(time.time() - t0, 2))
-    write_json(partial / "synth.json", {"config": to_dict(cfg), "summary": summary})
+    write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
     swap_in(partial, out)
     console.print(f"synthetic release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")

@@ -5,12 +5,14 @@ on raw-only videos, ``abaw predict``) are aligned too: MTCNN's five points (left
 nose tip, left and right mouth corner, in image coordinates) are mapped with a least-squares
 similarity (rotation, uniform scale, translation; Umeyama, via scikit-image) onto the InsightFace
 112x112 template, scaled to the crop side. A detector without landmarks (Haar) cannot be aligned:
-its crops are the plain squares of ``data.media.square_crop``.
+its crops are the plain squares of ``square_crop``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from abawkit.errors import AbawError
 
 ALIGN_MODES = ("5pt", "none")
 
@@ -21,8 +23,6 @@ TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.73
 
 def check_align(mode: str) -> str:
     """``mode`` if known, else a one-line error."""
-    from abawkit.errors import AbawError
-
     if mode not in ALIGN_MODES:
         raise AbawError(f"align {mode!r}: expected {' or '.join(ALIGN_MODES)}")
     return mode
@@ -56,3 +56,21 @@ def eye_angle(landmarks: np.ndarray) -> float:
     """Angle in degrees of the line from the left to the right eye (0 = level)."""
     (lx, ly), (rx, ry) = np.asarray(landmarks, np.float64)[:2]
     return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+
+def square_crop(frame: np.ndarray, box: np.ndarray | None, size: int, margin: float = 0.15) -> np.ndarray:
+    """Square crop around ``box`` (+margin), or the centered square if None; resized to [size, size, 3]."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if box is None:
+        cx, cy, side = w / 2, h / 2, min(h, w)
+    else:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)
+    x1, y1 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(int(round(side)), 2)
+    pad = max(0, -x1, -y1, x1 + s - w, y1 + s - h)
+    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else frame
+    crop = padded[y1 + pad:y1 + pad + s, x1 + pad:x1 + pad + s]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)

@@ -30,6 +30,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from abawkit.errors import AbawError
+from abawkit.video.align import align_face, square_crop
+from abawkit.video.decode import iter_video
+
 FACE_MODES = ("largest", "all")
 
 
@@ -116,8 +120,6 @@ class Scan:
 
 
 def check_faces_mode(mode: str) -> str:
-    from abawkit.errors import AbawError
-
     if mode not in FACE_MODES:
         raise AbawError(f"faces {mode!r}: expected {' or '.join(FACE_MODES)}")
     return mode
@@ -198,8 +200,6 @@ def scan_video(path: str | Path, detector, s: TrackSettings, half: str | None = 
     ``s.exact_edges``, on the skipped frames between two looks that disagree (a face starts or ends there).
 
     ``clock["detect"]`` accumulates the seconds spent downscaling and in the detector."""
-    from abawkit.video.media import iter_video
-
     times: list[float] = []
     scanner = _Scanner(detector, s, half, {} if clock is None else clock)
     last = None
@@ -322,9 +322,6 @@ def cut_faces(path: str | Path, rows: FaceRows, size: int, align: str,
     """Second pass: for every row, the face cut from its full-resolution frame -> ``write(frame, face_id, crop)``.
 
     ``clock["crop"]`` accumulates the seconds spent cutting and writing."""
-    from abawkit.video.align import align_face
-    from abawkit.video.media import iter_video, square_crop
-
     if not len(rows):
         return
     starts = np.searchsorted(rows.frame, np.arange(rows.frame.max() + 2))

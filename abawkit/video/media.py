@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from abawkit.errors import AbawError
+from abawkit.io import atomic_path, write_error
+from abawkit.video.align import square_crop
 from abawkit.video.decode import display_filters, first_frame, iter_video
+from abawkit.video.facetrack import Detections, TrackSettings, cut_faces, find_faces
 
-if TYPE_CHECKING:
-    from abawkit.video.facetrack import Detections, TrackSettings
+__all__ = ["VIDEO_EXTS", "FaceDetector", "VideoInfo", "crop_video", "extract_audio", "iter_frames", "iter_video",
+           "probe_video", "square_crop", "write_crop"]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -71,8 +74,6 @@ def extract_audio(path: str | Path, wav: str | Path, rate: int = 16000) -> bool:
     a later audio start is preceded by silence. Audio that breaks off (a cut file) ends there."""
     import av
     import soundfile as sf
-
-    from abawkit.io import atomic_path, write_error
 
     try:
         with av.open(str(path)) as box:
@@ -160,8 +161,6 @@ class FaceDetector:
 
         The frames of one call go through MTCNN as one batch (they share a size: one video). Haar
         hits (on frames MTCNN found nothing in) score 1.0 and have no landmarks, so they are not aligned."""
-        from abawkit.video.facetrack import Detections
-
         min_face = min_face or self.min_face
         out = [_none() for _ in frames]
         if self.mtcnn is not None and frames:
@@ -200,27 +199,7 @@ def _fast_mtcnn_resample() -> None:
 
 
 def _none():  # -> Detections with no face
-    from abawkit.video.facetrack import Detections
-
     return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-
-
-def square_crop(frame: np.ndarray, box: np.ndarray | None, size: int, margin: float = 0.15) -> np.ndarray:
-    """Square crop around ``box`` (+margin), or the centered square if None; resized to [size, size, 3]."""
-    import cv2
-
-    h, w = frame.shape[:2]
-    if box is None:
-        cx, cy, side = w / 2, h / 2, min(h, w)
-    else:
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)
-    x1, y1 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = max(int(round(side)), 2)
-    pad = max(0, -x1, -y1, x1 + s - w, y1 + s - h)
-    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else frame
-    crop = padded[y1 + pad:y1 + pad + s, x1 + pad:x1 + pad + s]
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def crop_video(path: str | Path, out_dir: Path, size: int, detector: FaceDetector, half: str | None = None,
@@ -230,8 +209,6 @@ def crop_video(path: str | Path, out_dir: Path, size: int, detector: FaceDetecto
     Frames without a face get no file. ``half`` = "left"/"right" restricts detection to that half
     of the frame (``_left``/``_right`` names). Returns {"frames": n, "detected": frames with a face}.
     """
-    from abawkit.video.facetrack import TrackSettings, cut_faces, find_faces
-
     s = settings or TrackSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
     scan, rows = find_faces(path, detector, s, half)
@@ -244,6 +221,4 @@ def write_crop(path: Path, crop: np.ndarray) -> None:
     import cv2
 
     if not cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
-        from abawkit.io import write_error
-
         raise write_error(path, "cv2.imwrite failed")
