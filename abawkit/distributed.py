@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from abawkit.console import console
 from abawkit.devices import resolve_device
 
 DEFAULT_TIMEOUT_MIN = 120.0
@@ -61,7 +62,6 @@ def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, tor
         _say_where()
     env = info()
     if not env.is_main:  # one set of progress bars and tables per job, not one per rank
-        from abawkit.console import console
 
         console.quiet = True
     if want_cuda:
@@ -71,7 +71,6 @@ def setup(device: str = "auto", timeout_min: float = 0.0) -> tuple[DistInfo, tor
 
 def _say_where() -> None:
     """Every rank, once: which host it runs on (a multi-node job's log shows where each rank ran)."""
-    from abawkit.console import console
 
     console.print(f"rank {dist.get_rank()} of {dist.get_world_size()} on {socket.gethostname()}", markup=False,
                   highlight=False)

@@ -45,20 +45,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from abawkit import distributed, preempt
-from abawkit.devices import amp_precision, precision_autocast
-from abawkit.determinism import (  # noqa: F401 - re-exported: the engine's API before they moved
-    ResumableSampler,
-    SeededDataset,
-    cuda_device_state,
-    item_seed,
-    portable_rng_state,
-    rng_state,
-    seed_everything,
-    set_rng_state,
+from abawkit.console import console, progress
+from abawkit.determinism import (
+    ResumableSampler, SeededDataset, cuda_device_state, item_seed, portable_rng_state, rng_state, seed_everything, set_rng_state,
 )
+from abawkit.devices import amp_precision, precision_autocast
 from abawkit.errors import AbawError, first_line
-from abawkit.optim import lr_factor, make_optimizer, param_groups  # noqa: F401 - lr_factor, param_groups re-exported
-from abawkit.statefile import plain, save_state  # noqa: F401 - re-exported: engine.save_state / engine.plain
+from abawkit.models.checkpoints import load_file
+from abawkit.optim import lr_factor, make_optimizer, param_groups
+from abawkit.statefile import plain, save_state
 
 
 @dataclass(frozen=True)
@@ -184,7 +179,6 @@ class _Loop:
 
     def load(self) -> bool:
         """Resume from our own checkpoint; read like any file (``weights_only``: no code runs)."""
-        from abawkit.models.checkpoints import load_file
 
         if self.ckpt is None or not self.ckpt.exists():
             return False
@@ -297,7 +291,6 @@ def fit(
 
 def _announce(loop: _Loop, show: bool) -> None:
     """Print and log the batch and rate this run trains with (they follow the device count; see ``scaled``)."""
-    from abawkit.console import console
 
     cfg, eff = loop.cfg, loop.effective_batch
     loop.log("schedule", effective_batch=eff, batch_size=cfg.batch_size, accum_steps=cfg.accum_steps,
@@ -339,7 +332,6 @@ class _Throughput:
 
 def _run_epochs(loop: _Loop, loader: DataLoader, sampler: ResumableSampler, loss_fn: Callable,
                 eval_fn: Callable | None, on_best: Callable | None, show: bool, stop_at: int) -> None:
-    from abawkit.console import progress
 
     cfg = loop.cfg
     with progress(transient=True) if show else contextlib.nullcontext() as bar:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from abawkit.io import atomic_path, write_error
+
 
 def plain(obj: Any) -> Any:
     """numpy scalars -> python numbers, recursively (epoch records may hold them; pickled they need numpy)."""
@@ -26,8 +28,6 @@ def plain(obj: Any) -> Any:
 def save_state(path: Path, obj: dict) -> None:
     """``torch.save`` through a temporary file renamed into place; a full disk is one clear error."""
     import torch
-
-    from abawkit.io import atomic_path, write_error
 
     with atomic_path(path) as tmp:
         try:

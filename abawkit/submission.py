@@ -28,6 +28,7 @@ from abawkit.errors import AbawError, where
 from abawkit.files import visible, walk
 from abawkit.io import atomic_path
 from abawkit.labels import TaskSpec, task
+from abawkit.metrics import score
 
 Expected = dict[str, np.ndarray]  # video -> sorted 1-based frame numbers, in submission order
 TRACK_TAGS = {"au": "AU", "expr": "EXPR", "va": "VA"}
@@ -368,7 +369,6 @@ def read_truth(truth_dir: str | Path, spec: TaskSpec) -> pd.DataFrame:
 
 def score_submission(path: str | Path, truth_dir: str | Path, track: str, edition_name: str = "abaw5") -> dict:
     """Score a submission against annotation-format ground truth with ``abawkit.metrics.score``."""
-    from abawkit.metrics import score
 
     spec = task(track)
     sub = read_submission(path, spec, edition_name)

@@ -36,7 +36,7 @@ RULES: dict[str, re.Pattern] = {
     # a name's half of the frame: "_left" / "_right" spelled in code
     "_left/_right halves": re.compile(r"""endswith\(\s*["']_(?:left|right)|["']_\(left\|right\)|\}_left["']"""),
     # a device name turned into a device
-    "device resolution": re.compile(r"""cuda\.device_count\(\)|cuda\.is_available\(\)\s*else|torch\.device\(\s*["']cuda"""),
+    "device resolution": re.compile(r"""cuda\.device_count\(\)|torch\.device\(\s*["']cuda|["']cuda["']\s+if\s+torch\.cuda"""),
     "autocast": re.compile(r"torch\.autocast\("),
     # a recursive folder walk
     "folder walking": re.compile(r"os\.walk\(|\.rglob\(|while stack:"),

@@ -19,7 +19,8 @@ import pandas as pd
 from abawkit.errors import AbawError, where
 from abawkit.frames import nearest_filled
 from abawkit.labels import TASKS, TaskSpec
-from abawkit.release.discover import CROP_RE
+from abawkit.release.discover import CROP_RE, annotation_items, discover
+from abawkit.submission import LOCATION
 
 PAIR_RE = re.compile(r"_(left|right)$")
 
@@ -55,7 +56,6 @@ def pair_names(source: str) -> tuple[str, str]:
 
 def find_annotation_files(root: Path) -> dict[str, list[tuple[str, str, Path]]]:
     """{task: [(name, role, path)]} from the challenge folders found under ``root`` (``release/discover.py``)."""
-    from abawkit.release.discover import annotation_items, discover
 
     return annotation_items(discover(root))
 
@@ -131,7 +131,6 @@ def _check_range(ann: Annotations) -> None:
 
 def template_counts(templates: dict[str, Path]) -> dict[str, int]:
     """Frames to predict per test video, from the submission templates (rows ``video/00001.jpg``)."""
-    from abawkit.submission import LOCATION
 
     counts: dict[str, int] = {}
     for p in templates.values():

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from abawkit.config import load_config
 from abawkit.errors import AbawError
+from abawkit.labels import task
 from abawkit.run.plan import Job, stage_marker
 from abawkit.run.slurm import SlurmConfig
+from abawkit.submission import TRACK_TAGS
 from abawkit.workspace import layout
 
+# Lazy imports: the stage modules whose recipe sections the plan reads (tmf, extract, submit, pretrain) are
+# imported inside the functions that read them; tmf and pretrain pull in torch, and ``abaw status`` and
+# ``abaw run --help`` load this module without needing any stage.
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
          "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
 
@@ -87,7 +93,6 @@ def resolve_recipe(recipe: str) -> str:
 
 def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
     """The feature stores the recipe's TMF fuses for task ``t`` (tmf.toml [features])."""
-    from abawkit.config import load_config
     from abawkit.stages.tmf import TMFConfig
 
     return tuple(getattr(load_config(TMFConfig, "tmf", recipe).features, t))
@@ -97,7 +102,6 @@ def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
 def vision_store(recipe: str) -> str:
     """The vision feature name TMF fuses: extract.toml's vision.name, default "mae" (fine-tuned encoders
     write ``<name>-<task>[-fold<N>]``, a frozen backbone ``<name>``)."""
-    from abawkit.config import load_config
     from abawkit.stages.extract import ExtractConfig
 
     return load_config(ExtractConfig, "extract", recipe).vision.name or layout.VISION_BASE
@@ -111,7 +115,6 @@ def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = (lay
 
 
 def submission_name(cfg: RunConfig, recipe: str) -> str:
-    from abawkit.config import load_config
     from abawkit.stages.submit import SubmitConfig
 
     return cfg.name or load_config(SubmitConfig, "submit", recipe).name
@@ -120,7 +123,6 @@ def submission_name(cfg: RunConfig, recipe: str) -> str:
 
 def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
-    from abawkit.labels import task
 
     tasks = [task(t).name for t in cfg.tasks]
     if not tasks or not cfg.folds:
@@ -149,7 +151,6 @@ def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
         if not inp.mae.exists():
             raise AbawError(f"--mae {inp.mae}: checkpoint file or folder not found")
         return ""
-    from abawkit.config import load_config
     from abawkit.stages.pretrain import PretrainConfig
 
     images = inp.images
@@ -200,7 +201,6 @@ def _encoders(b: Builder, cfg: RunConfig, inp: RunInputs, t: str, prep: str, pre
 
 def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
     """ensemble (weighted by each fold's validation score) -> smooth-search (fold 0) -> submit -> validate."""
-    from abawkit.submission import TRACK_TAGS
 
     w = b.inp.workdir
     tmf = [layout.tmf(t, f) for f in cfg.folds]

@@ -22,9 +22,13 @@ from pathlib import Path
 from abawkit.config import load_config
 from abawkit.console import console, table
 from abawkit.errors import AbawError
+from abawkit.io import write_json, write_text
+from abawkit.labels import task
 from abawkit.run import build, launch
 from abawkit.run.build import tmf_features
 from abawkit.run.plan import Job
+from abawkit.stages.synth import SynthConfig
+from abawkit.submission import TRACK_TAGS, score_submission
 from abawkit.workspace import layout
 from abawkit.workspace.stage import load_stage
 
@@ -41,7 +45,6 @@ class DemoConfig:
 def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: int | None = None,
         gpus: str | None = None) -> dict:
     """Run every job; returns the ablation rows (also saved under ``<workdir>/demo/``)."""
-    from abawkit.stages.synth import SynthConfig
 
     workdir = Path(workdir).resolve()
     if force and workdir.exists():
@@ -82,7 +85,6 @@ def _vision_stage(cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
 
 def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
     """TMF on vision alone (fold 0) and a fold-0-only submission per task, for the table."""
-    from abawkit.submission import TRACK_TAGS
 
     w = b.inp.workdir
     for t in rcfg.tasks:
@@ -101,8 +103,6 @@ def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
 
 
 def _submissions(workdir: Path, name: str, task_name: str) -> dict[str, Path]:
-    from abawkit.submission import TRACK_TAGS
-
     file = f"{TRACK_TAGS[task_name]}_predictions.txt"
     return {"ensemble": layout.path(workdir, layout.submission(name)) / file,
             "fold0": layout.path(workdir, layout.submission(f"{name}-fold0")) / file}
@@ -118,8 +118,6 @@ def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
 def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[str, dict[str, Path]],
               vision: dict[str, str | None]) -> list[dict]:
     """One row per task: validation (fold 0) per added component, then test scores of the submissions."""
-    from abawkit.labels import task
-    from abawkit.submission import score_submission
 
     rows = []
     for t in tasks:
@@ -139,8 +137,6 @@ def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[s
 
 def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], seconds: float) -> None:
     import pandas as pd
-
-    from abawkit.io import write_json, write_text
 
     cols = list(rows[0]) if rows else []
     console.print(table("ablation (validation = official split, fold 0; test = synthetic test set after smoothing)",

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from abawkit.console import console, table
 from abawkit.errors import AbawError
-from abawkit.run import plan as pl
-from abawkit.run import slurm
+from abawkit.run import plan as pl, slurm
 from abawkit.run.build import RunConfig, RunInputs, build
 from abawkit.run.local import execute, slots, threads_per_job
 from abawkit.run.plan import Job
@@ -25,8 +25,6 @@ def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | N
     Under 120 columns (80 when piped) the table is compact: job, state, metric, wall time, where it
     ran, in a borderless layout that never wraps a cell; wider, it adds each job's stage and dependencies."""
     from rich import box
-
-    from abawkit.console import console, table
 
     record = pl.read_record(workdir) if record is None else record
     assessed = pl.assess(workdir, jobs, record, live)
@@ -90,7 +88,6 @@ def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool =
 
 def cancel(workdir: Path) -> list[str]:
     """``abaw run --cancel``: cancel the workspace's queued and running SLURM jobs."""
-    from abawkit.console import console
 
     ids = slurm.cancel(Path(workdir), pl.load_plan(workdir))
     console.print(f"cancelled {len(ids)} SLURM job(s)" + (f": {', '.join(ids)}" if ids else ""))
@@ -99,7 +96,6 @@ def cancel(workdir: Path) -> list[str]:
 
 def status(workdir: Path) -> dict[str, str]:
     """``abaw status``: the saved plan's table, from markers, locks, the run's record and SLURM's queue."""
-    from abawkit.console import console
 
     workdir = Path(workdir)
     jobs = pl.load_plan(workdir)

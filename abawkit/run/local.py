@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from abawkit.console import console
+from abawkit.devices import job_gpus
 from abawkit.errors import AbawError
 from abawkit.io import write_text
 from abawkit.run import plan as pl
@@ -37,7 +39,6 @@ def slots(gpus: str | None, jobs: int) -> list[Slot]:
 
     GPU numbers are read through an inherited ``CUDA_VISIBLE_DEVICES`` (``abawkit.devices``).
     """
-    from abawkit.devices import job_gpus
 
     return [Slot(f"cuda:{g}", {"CUDA_VISIBLE_DEVICES": g}) if g is not None else Slot("cpu", {})
             for g in job_gpus(gpus, jobs)]
@@ -71,7 +72,6 @@ class _Scheduler:
     def start_ready(self) -> bool:
         """Start ready jobs on free slots; a job whose stage lock is held elsewhere waits for it (never
         two runs of one stage). True if some ready job is waiting for such a lock."""
-        from abawkit.console import console
 
         held = False
         for job in self.ready():
@@ -90,7 +90,6 @@ class _Scheduler:
 
     def start(self, job: Job) -> None:
         """Start one job in its own session (killed as a group); on any failure the slot and lock are released."""
-        from abawkit.console import console
 
         slot = self.free.pop(0)
         log = self.workdir / pl.RUN_DIR / "logs" / f"{job.slug}.log"
@@ -119,8 +118,6 @@ class _Scheduler:
         console.print(f"[cyan]start[/] {job.id} on {self.slots[slot].device}")
 
     def finish(self, job_id: str, rc: int) -> None:
-        from abawkit.console import console
-
         proc, slot, lock = self.procs.pop(job_id)
         lock.close()
         self.free.append(slot)

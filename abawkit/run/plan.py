@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from abawkit.config import recipe_file
 from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json
 from abawkit.workspace.locks import lock_holder
@@ -89,7 +90,6 @@ def identity(job: Job) -> dict[str, Any]:
     """What a job's "done" is tied to: its command line (without the interpreter, which may move) and a
     hash of that command with the recipe file its stage resolves its config from (parsed: comments do
     not count). ``--seed``, ``--mae``, ``--set`` and a recipe edit all change it."""
-    from abawkit.config import recipe_file
 
     recipe: Any = None
     try:

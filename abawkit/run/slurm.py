@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json, write_text
 from abawkit.preempt import EXIT_NOT_FINISHED
@@ -237,7 +238,6 @@ def submit(workdir: Path, jobs: list[Job], cfg: SlurmConfig, threads: int, force
     """Submit every job not done, queued or running (reconciling with what was submitted before);
     returns job -> "queued"/"running" for what is live afterwards. A failed ``sbatch`` cancels what
     this call submitted: nothing is left queued that the record does not know of."""
-    from abawkit.console import console
 
     workdir = Path(workdir)
     with stage_lock(workdir / pl.RUN_DIR, "run"):

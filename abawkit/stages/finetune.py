@@ -18,9 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from abawkit.engine import TrainConfig
+from abawkit import distributed
+from abawkit.data.augment import BatchAugment
+from abawkit.data.faces import FaceCrops, collate_faces, eval_loader, prep_rows, task_labels
+from abawkit.data.tables import fold_videos, load_prep
+from abawkit.engine import TrainConfig, fit, seed_everything
+from abawkit.errors import AbawError
 from abawkit.labels import TaskSpec, task
+from abawkit.losses import class_weights, task_loss
+from abawkit.metrics import score
+from abawkit.models.checkpoints import read_checkpoint, save_checkpoint
+from abawkit.models.heads import layer_decay
+from abawkit.predictions import make_predictions, write_predictions
 from abawkit.workspace import layout
+from abawkit.workspace.stage import stage
 
 
 @dataclass(frozen=True)
@@ -99,9 +110,6 @@ def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> 
 
 def _datasets(workdir: Path, cfg: FinetuneConfig, img_size: int) -> dict:
     """Train / val / test rows and datasets of the fold."""
-    from abawkit.data.faces import FaceCrops, prep_rows, task_labels
-    from abawkit.data.tables import fold_videos, load_prep
-    from abawkit.errors import AbawError
 
     prep = load_prep(workdir)
     fv = fold_videos(prep, cfg.task, cfg.fold)
@@ -120,9 +128,6 @@ def _datasets(workdir: Path, cfg: FinetuneConfig, img_size: int) -> dict:
 
 def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume: bool = True) -> dict:
     """Fine-tune, evaluate every epoch, keep the best, write predictions; returns the metrics."""
-    from abawkit import distributed
-    from abawkit.engine import seed_everything
-    from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
     spec = task(cfg.task)
@@ -145,12 +150,6 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
 
 def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict, device: Any, last: Path) -> Any:
     """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
-    from abawkit.data.augment import BatchAugment
-    from abawkit.data.faces import collate_faces, eval_loader
-    from abawkit.engine import fit
-    from abawkit.losses import class_weights, task_loss
-    from abawkit.metrics import score
-    from abawkit.models.checkpoints import save_checkpoint
 
     multiclass = spec.kind == "multiclass"  # labels [N, 1] -> [N]
     y_train = data["labels"]["train"]
@@ -170,8 +169,6 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict,
         save_checkpoint(st.dir / "best.pt", m.state_dict(), m.arch, "frame", task=cfg.task, fold=cfg.fold,
                         n_outputs=m.head.out_features, pool=m.pool, epoch=record["epoch"], score=record["score"])
 
-    from abawkit.models.heads import layer_decay
-
     scale = layer_decay(model, cfg.model.layer_decay) if cfg.model.layer_decay < 1 else None
     return fit(model, loss_fn, data["train"], cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,
                checkpoint_path=last, run=st, lr_scale=scale, collate_fn=collate_faces, batch_transform=BatchAugment(model.arch.img_size, True))
@@ -184,8 +181,6 @@ def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, r
     gathered: left to rank 0 alone, a split of a million frames kept the other ranks waiting in the
     stage's closing collective past NCCL's timeout. Only rank 0 writes.
     """
-    from abawkit.models.checkpoints import read_checkpoint
-    from abawkit.predictions import make_predictions, write_predictions
 
     model.load_state_dict(read_checkpoint(st.dir / "best.pt")["model"])  # rank 0 saved it before fit's last barrier
     if main:
@@ -214,9 +209,6 @@ def _finish(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, r
 def predict_split(model: Any, crops: Any, cfg: FinetuneConfig, device: Any) -> np.ndarray:
     """Activated predictions [N, C] of a FaceCrops split: this rank's share, then every rank's gathered."""
     from torch.utils.data import Subset
-
-    from abawkit import distributed
-    from abawkit.data.faces import eval_loader
 
     mine = range(len(crops))[distributed.shard(len(crops))]
     loader = eval_loader(Subset(crops, mine), cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")

@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from abawkit.engine import TrainConfig
+from abawkit import distributed
+from abawkit.data.augment import BatchAugment, denormalize, to_model_input
+from abawkit.data.faces import FaceCrops, collate_faces, image_folder, prep_rows
+from abawkit.data.tables import load_prep
+from abawkit.engine import TrainConfig, fit, seed_everything
+from abawkit.errors import AbawError
+from abawkit.io import atomic_path
+from abawkit.models.checkpoints import save_checkpoint
+from abawkit.models.mae import MAE, encoder_arch
+from abawkit.workspace import layout
+from abawkit.workspace.stage import stage
 
-STAGE = "pretrain"
+STAGE = layout.PRETRAIN
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,6 @@ def image_paths(workdir: Path, data: FaceDataConfig, seed: int) -> tuple[list[st
     """(image paths, the input to fingerprint): a folder, or the prep crops."""
     import numpy as np
 
-    from abawkit.data.faces import image_folder, prep_rows
-    from abawkit.data.tables import load_prep
-    from abawkit.errors import AbawError
-
     if data.images:
         paths, source = [str(p) for p in image_folder(data.images)], Path(data.images)
     else:
@@ -69,8 +75,6 @@ def image_paths(workdir: Path, data: FaceDataConfig, seed: int) -> tuple[list[st
 
 
 def build_mae(cfg: MAEModelConfig):
-    from abawkit.models.mae import MAE, encoder_arch
-
     arch = encoder_arch(cfg.encoder, cfg.img_size or None, cfg.patch or None)
     return MAE(arch, cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads, cfg.mask_ratio, cfg.norm_pix_loss)
 
@@ -87,10 +91,6 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
-
-    from abawkit.data.augment import denormalize, to_model_input
-    from abawkit.data.faces import collate_faces
-    from abawkit.io import atomic_path
 
     n = min(n, len(dataset))
     device = next(model.parameters()).device
@@ -116,12 +116,6 @@ def save_preview(path: Path, model: Any, dataset: Any, n: int, seed: int) -> Non
 
 def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume: bool = True) -> dict:
     """Pre-train and write the stage folder; returns the metrics."""
-    from abawkit import distributed
-    from abawkit.data.augment import BatchAugment
-    from abawkit.data.faces import FaceCrops, collate_faces
-    from abawkit.engine import fit, seed_everything
-    from abawkit.models.checkpoints import save_checkpoint
-    from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
     info, _ = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from abawkit.console import console
+from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
 from abawkit.io import atomic_path, write_error
 from abawkit.video.align import square_crop
@@ -128,8 +130,6 @@ class FaceDetector:
         if kind == "mtcnn":
             from facenet_pytorch import MTCNN
 
-            from abawkit.devices import resolve_device
-
             _fast_mtcnn_resample()
             device = str(resolve_device(device or "auto"))  # cuda without a GPU: an error, as in every stage
             self.mtcnn = MTCNN(keep_all=True, device=device, post_process=False, min_face_size=min_face)
@@ -147,7 +147,6 @@ class FaceDetector:
                 why = f"this OpenCV ({cv2.__version__}) has no Haar face cascade (cv2.CascadeClassifier)"
                 if self.kind == "haar":
                     raise AbawError(f"detector haar: {why}; use detector mtcnn")
-                from abawkit.console import console
 
                 console.print(f"[yellow]warning:[/] {why}: MTCNN detects faces alone (no Haar fallback)", soft_wrap=True)
                 self._no_haar = True
