@@ -135,6 +135,12 @@ def _to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """The trainer's autocast: ``devices.precision_autocast`` at ``devices.amp_precision(device, enabled)``
+    (bf16 on CUDA when on, nothing elsewhere). A name for callers; the rule lives in ``devices``."""
+    return precision_autocast(device, amp_precision(device, enabled))
+
+
 # ----------------------------------------------------------------------------- the loop
 @dataclass
 class _Loop:
@@ -210,7 +216,7 @@ def _train_step(loop: _Loop, it: Any, loss_fn: Callable) -> float:
         if loop.transform is not None:
             batch = loop.transform(batch)
         sync = micro == loop.cfg.accum_steps - 1 or not loop.info.enabled
-        with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), precision_autocast(loop.device, amp_precision(loop.device, loop.cfg.amp)):
+        with (contextlib.nullcontext() if sync else loop.ddp.no_sync()), autocast(loop.device, loop.cfg.amp):
             loss = loss_fn(loop.ddp, batch)
             if not torch.isfinite(loss):
                 raise AbawError(f"loss is {loss.item()} at step {loop.step}; lower the learning rate")
@@ -232,7 +238,7 @@ def _end_epoch(loop: _Loop, epoch: int, losses: list[float], eval_fn: Callable |
                               "loss": distributed.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), loop.device)}
     if eval_fn is not None and loop.info.is_main:
         loop.model.eval()
-        with torch.no_grad(), precision_autocast(loop.device, amp_precision(loop.device, loop.cfg.amp)):
+        with torch.no_grad(), autocast(loop.device, loop.cfg.amp):
             record.update(eval_fn())
         loop.model.train()
         if loop.best is None or record["score"] > loop.best["score"]:
