@@ -174,3 +174,15 @@ def test_bad_audio_settings_are_one_line(tmp_path):
         res = runner.invoke(app, ["extract", "audio", "-w", str(work), *args])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
     assert not (work / "features").exists() or not any((work / "features").iterdir())
+
+
+def test_a_store_reads_back_its_extractor(tmp_path):
+    from abawkit.features.store import FeatureStore
+
+    store = FeatureStore(tmp_path / "hubert")
+    store.write_info(extractor_key("hubert", None, HFAudioSettings(layer=2, chunk_s=4.0), "hubert"), 17)
+    entry, s = store.extractor()
+    assert entry is REGISTRY["hubert"] and s == HFAudioSettings(layer=2, chunk_s=4.0)
+    (tmp_path / "hubert" / "store.json").write_text(json.dumps({"model": "hubert", "settings": {"layer": "x"}}))
+    with pytest.raises(AbawError, match=r"hubert/store.json: invalid settings for extractor hubert: layer = 'x'"):
+        store.extractor()

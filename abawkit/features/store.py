@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from abawkit.errors import AbawError
-from abawkit.features.registry import AUDIO_NAMES, hint
+from abawkit.features.registry import Extractor, hint, settings_from_store
 from abawkit.io import atomic_path, read_json, write_json
+from abawkit.workspace import layout
 from abawkit.workspace.fingerprints import content_sha256
 
 INFO = "store.json"
@@ -106,6 +107,11 @@ class FeatureStore:
         info = self.info()
         return bool(info) and all(info.get(k) == v for k, v in key.items())
 
+    def extractor(self) -> tuple[Extractor, Any]:
+        """(registry entry, typed settings) that made this store: ``entry.build(settings, checkpoint, device)``
+        rebuilds its extractor. Older stores read with defaults; bad fields are a one-line error naming store.json."""
+        return settings_from_store(self.info(), self.root / INFO)
+
     @property
     def dim(self) -> int:
         return int(self.info()["dim"])
@@ -115,12 +121,8 @@ def open_store(workdir: str | Path, extractor: str) -> FeatureStore:
     """The finished store of ``extractor`` (fails with a hint if it was not extracted)."""
     from abawkit.workspace.stage import load_stage
 
-    manifest = load_stage(workdir, f"features/{extractor}", hint=hint(extractor))
+    manifest = load_stage(workdir, layout.features(extractor), hint=hint(extractor))
     return FeatureStore(Path(manifest["dir"]))
-
-
-__all__ = ["AUDIO_NAMES", "ExtractorKey", "FeatureStore", "concat_features", "extraction_precision", "extractor_key",
-           "open_store"]  # AUDIO_NAMES: features.registry's, kept here for older imports
 
 
 def extraction_precision(info: dict[str, Any], where: str | Path, supported: tuple[str, ...] = ("bf16", "fp32")) -> str:
