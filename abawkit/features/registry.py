@@ -122,9 +122,13 @@ class Extractor:
 
     def require_checkpoint(self, checkpoint: str | Path | None) -> None:
         """A one-line error if this extractor needs weights and ``checkpoint`` is empty."""
-        if self.needs_checkpoint and not checkpoint:
-            what = "a VGGish .pth state dict" if self.name == "vggish" else "a local transformers checkpoint folder"
-            raise AbawError(f"--model {self.name} needs --checkpoint ({what})")
+        if not self.needs_checkpoint or checkpoint:
+            return
+        if self.name == "vggish":  # random VGGish weights give features that look real and mean nothing
+            raise AbawError("VGGish needs its weights: pass --checkpoint FILE (a VGGish .pth state dict, "
+                            "e.g. the PyTorch port's vggish-10086976.pth)")
+        what = "an encoder file or folder" if self.kind == "vision" else "a local transformers checkpoint folder"
+        raise AbawError(f"--model {self.name} needs --checkpoint ({what})")
 
     def build(self, settings: Any, checkpoint: str | Path | None, device: Any) -> Any:
         """The extractor for ``settings`` (this entry's dataclass) with the weights at ``checkpoint``."""
