@@ -82,6 +82,8 @@ def test_missing_store_hints_name_the_command(tmp_path):
             open_store(work, name)
     with pytest.raises(AbawError, match="`abaw extract vision`"):
         open_store(work, "mae-va")
+    res = runner.invoke(app, ["train", "tmf", "-w", str(work), "--task", "va", "--features", "wavlm"])
+    assert res.exit_code == 2 and "`abaw extract audio --model wavlm`" in res.output, res.output
 
 
 def test_old_stores_read_with_defaults_or_are_refused_in_one_line():
