@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from abawkit.errors import AbawError, first_line
+from abawkit.features.registry import AUDIO_NAMES
 
 SAMPLE_RATE = 16000
 
@@ -123,7 +124,9 @@ def extract_frames(extractor: AudioExtractor, audio: str | Path | None, n_frames
 def build_audio_extractor(
     model: str, checkpoint: str | Path | None = None, layer: int = -1, device: str = "cpu", **settings: object,
 ) -> AudioExtractor:
-    """``fbank`` | ``hubert`` | ``wav2vec2`` | ``vggish`` -> a ready extractor."""
+    """``fbank`` | ``hubert`` | ``wav2vec2`` | ``wavlm`` | ``whisper`` | ``vggish`` -> a ready extractor.
+
+    The untyped door under ``features.registry`` (whose entries build through it from typed settings)."""
     if model == "fbank":
         return Fbank(n_mels=int(settings.get("n_mels", 64)))  # type: ignore[arg-type]
     if model in ("hubert", "wav2vec2"):
@@ -134,7 +137,7 @@ def build_audio_extractor(
         return VGGishAudio(checkpoint, float(settings.get("hop_s", 0.16)), device)  # type: ignore[arg-type]
     if model in ENCODER_MODELS:
         return build_encoder_audio(model, checkpoint, layer, device, float(settings.get("chunk_s", 20.0)))  # type: ignore[arg-type]
-    raise AbawError(f"unknown audio model {model!r}; expected fbank, hubert, wav2vec2, wavlm, whisper or vggish")
+    raise AbawError(f"unknown audio model {model!r}; expected {', '.join(AUDIO_NAMES)}")
 
 
 class HFAudio:

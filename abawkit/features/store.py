@@ -6,14 +6,16 @@ carry the feature of their ``fill_frame``; audio features are resampled to the f
 are written atomically and read memory-mapped, so a training run over millions of frames only pages
 in the clips it touches.
 
-``store.json`` beside the arrays records the extractor key (name, checkpoint sha256, settings, the
-settings including the ``precision``: bf16 or fp32), the device type it ran on, the feature dim and
-per-video flags (e.g. ``missing_audio``). Extraction is redone only when the key
-changes; a partly written store resumes video by video.
+``store.json`` beside the arrays records the extractor key (store name, registry model name, checkpoint
+sha256, and every field of the model's typed settings (``features.registry``), the ``precision`` --
+bf16 or fp32 -- included), the device type it ran on, the feature dim and per-video flags (e.g.
+``missing_audio``). Extraction is redone only when the key changes; a partly written store resumes
+video by video.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from abawkit.errors import AbawError
+from abawkit.features.registry import Extractor, hint, settings_from_store
 from abawkit.io import atomic_path, read_json, write_json
+from abawkit.workspace import layout
 from abawkit.workspace.fingerprints import content_sha256
 
 INFO = "store.json"
@@ -36,12 +40,16 @@ class ExtractorKey:
     checkpoint_sha256: str | None
     settings: dict[str, Any]
     seed: int = 0
+    model: str = ""  # the registry name (features.registry): vision, fbank, hubert, ...
 
 
-def extractor_key(name: str, checkpoint: str | Path | None, settings: dict[str, Any]) -> dict[str, Any]:
-    """Extractor name, checkpoint sha256 (or None) and settings, as plain JSON values."""
+def extractor_key(name: str, checkpoint: str | Path | None, settings: Any, model: str = "") -> dict[str, Any]:
+    """Store name, registry ``model`` name, checkpoint sha256 (or None) and settings (a registry settings
+    dataclass: every field), as plain JSON values."""
     sha = content_sha256(checkpoint) if checkpoint else None
-    return {"extractor": name, "checkpoint_sha256": sha, "settings": json.loads(json.dumps(settings, default=str))}
+    values = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+    return {"extractor": name, "model": model, "checkpoint_sha256": sha,
+            "settings": json.loads(json.dumps(values, default=str))}
 
 
 @dataclass
@@ -99,6 +107,11 @@ class FeatureStore:
         info = self.info()
         return bool(info) and all(info.get(k) == v for k, v in key.items())
 
+    def extractor(self) -> tuple[Extractor, Any]:
+        """(registry entry, typed settings) that made this store: ``entry.build(settings, checkpoint, device)``
+        rebuilds its extractor. Older stores read with defaults; bad fields are a one-line error naming store.json."""
+        return settings_from_store(self.info(), self.root / INFO)
+
     @property
     def dim(self) -> int:
         return int(self.info()["dim"])
@@ -108,12 +121,8 @@ def open_store(workdir: str | Path, extractor: str) -> FeatureStore:
     """The finished store of ``extractor`` (fails with a hint if it was not extracted)."""
     from abawkit.workspace.stage import load_stage
 
-    hint = "abaw extract audio --model " + extractor if extractor in AUDIO_NAMES else "abaw extract vision"
-    manifest = load_stage(workdir, f"features/{extractor}", hint=hint)
+    manifest = load_stage(workdir, layout.features(extractor), hint=hint(extractor))
     return FeatureStore(Path(manifest["dir"]))
-
-
-AUDIO_NAMES = ("fbank", "hubert", "wav2vec2", "vggish")
 
 
 def extraction_precision(info: dict[str, Any], where: str | Path, supported: tuple[str, ...] = ("bf16", "fp32")) -> str:

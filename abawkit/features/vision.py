@@ -14,8 +14,10 @@ crop is encoded, and videos already in the store are skipped (resume).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -43,12 +45,13 @@ def pool_tokens(tokens: torch.Tensor, pool: str) -> torch.Tensor:
     return pool_prefixed(tokens, pool, 1)
 
 
-def check_pooling(encoder: nn.Module, settings: dict, where: object) -> None:
+def check_pooling(encoder: nn.Module, settings: Any, where: object) -> None:
     """Refuse to recompute a store (``abaw predict``) whose recorded pooling this encoder no longer gives:
     EVA-02 stores made before pooling went through ``fc_norm`` hold other bytes than it computes now."""
     from abawkit.models.backbones import pooling_key
 
-    changed = {k: v for k, v in pooling_key(encoder).items() if settings.get(k) != v}
+    recorded = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+    changed = {k: v for k, v in pooling_key(encoder).items() if recorded.get(k) != v}
     if changed:
         raise AbawError(f"{where}: features were pooled without the model's {', '.join(changed.values())} (an older "
                         "abawkit); recomputing them now would differ from training: re-extract the store "
@@ -117,3 +120,45 @@ def extract_videos(
         store.write(v, rows)
         if on_video:
             on_video(v)
+
+
+class VisionExtractor:
+    """An image encoder with the registry settings (``registry.VisionEncoderSettings``) it extracts with.
+
+    ``encode`` gives the features of a list of crops, ``extract`` fills a store; batch size and workers
+    are arguments, not settings: they never change the bytes."""
+
+    def __init__(self, encoder: nn.Module, arch: Any, settings: Any, device: torch.device | str) -> None:
+        from abawkit.models.backbones import pooled_dim
+
+        self.device = torch.device(device)
+        self.encoder, self.arch, self.settings = encoder.eval().to(self.device), arch, settings
+        self.dim = pooled_dim(arch, settings.pool)
+
+    @classmethod
+    def load(cls, checkpoint: Path | None, settings: Any, device: torch.device | str) -> "VisionExtractor":
+        """The encoder of ``checkpoint`` (file or folder) read with the settings' ``arch`` and ``img_size``."""
+        from abawkit.models.backbone_files import open_encoder
+
+        if checkpoint is None or not Path(checkpoint).exists():
+            raise AbawError(f"{checkpoint}: encoder checkpoint (file or downloaded folder) not found")
+        encoder, arch, _, _ = open_encoder(checkpoint, settings.arch, settings.img_size)
+        return cls(encoder, arch, settings, device)
+
+    def runtime(self, batch_size: int, workers: int) -> VisionSettings:
+        s = self.settings
+        return VisionSettings(img_size=s.img_size, pool=s.pool, batch_size=batch_size, workers=workers,
+                              precision=s.precision)
+
+    def encode(self, crops: list[str], batch_size: int = 64, workers: int = 0) -> np.ndarray:
+        """[P, dim] float32 features of the crop files ``crops``."""
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        parts = encode_crops(self.encoder, crops, self.runtime(batch_size, workers), self.device)
+        return np.concatenate(list(parts)).astype(np.float32)
+
+    def extract(self, frames: pd.DataFrame, videos: list[str], store: FeatureStore, batch_size: int = 64,
+                workers: int = 2, on_video: Callable[[str], None] | None = None) -> None:
+        """One array per video of ``videos`` into ``store`` (``extract_videos``)."""
+        extract_videos(self.encoder, frames, videos, store, self.runtime(batch_size, workers), self.device,
+                       self.dim, on_video)

@@ -3,8 +3,9 @@
 Reads ``prep`` (frames/videos tables) and an encoder checkpoint (vision: a file, or the finetune
 stage's ``best.pt``; audio: a transformers folder or VGGish weights, none for fbank). Writes one
 float16 ``<video>.npy`` per video plus ``store.json`` (extractor key, dim, per-video flags). The
-stage config *is* the extractor key (name, checkpoint sha256, settings), so extraction is skipped
-when nothing changed and redone automatically when the checkpoint or a setting changes.
+stage config *is* the extractor key (store name, registry model, checkpoint sha256, every field of the
+model's typed settings from ``features.registry``), so extraction is skipped when nothing changed and
+redone automatically when the checkpoint or a setting (``chunk_s`` too) changes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 from abawkit.devices import resolve_precision
 from abawkit.errors import AbawError
+from abawkit.features import registry
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class AudioConfig:
     layer: int = -1
     n_mels: int = 64  # fbank
     hop_s: float = 0.16  # vggish example hop
-    chunk_s: float = 20.0  # hubert / wav2vec2 / wavlm window (whisper: always its own 30 s)
+    chunk_s: float = 20.0  # hubert / wav2vec2 / wavlm window (whisper: always its own 30 s); in the key
     device: str = "auto"
 
 
@@ -90,52 +92,50 @@ def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
 
 def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
     """Extract vision features for every video of the prep workspace."""
-    from abawkit.features.vision import VisionSettings, extract_videos
+    from abawkit.data.augment import MEAN, STD
+    from abawkit.features.vision import VisionExtractor
+    from abawkit.models.backbones import POOLS, default_pool, pooling_key
 
     workdir = Path(workdir)
     v = cfg.vision
-    from abawkit.models.backbones import POOLS, default_pool, pooled_dim, pooling_key
-
     if v.pool not in ("", *POOLS):
         raise AbawError(f"vision.pool must be one of {', '.join(POOLS)}, got {v.pool!r}")
     name, ckpt = vision_source(workdir, v)
     encoder, arch, own_pool = load_vision_encoder(ckpt, v.arch, v.img_size)
     pool = v.pool or own_pool or default_pool(encoder)  # the model's own embedding (EVA-02: mean via fc_norm)
-    s = VisionSettings(img_size=arch.img_size, pool=pool, batch_size=v.batch_size, workers=v.workers)
-    from abawkit.data.augment import MEAN, STD
+    # mean / std are the backbone's own (the encoder re-normalises the ImageNet-normalised input);
+    # pooling_key: EVA-02 pools through fc_norm (its older stores are redone); precision: resolved in _run
+    entry = registry.get(registry.VISION)
+    settings = registry.make_settings(entry, {
+        "img_size": arch.img_size, "pool": pool, "arch": v.arch, "mean": list(getattr(arch, "mean", MEAN)),
+        "std": list(getattr(arch, "std", STD)), **pooling_key(encoder)}, "extract config [vision]")
 
-    # "input" marks the uint8 + on-device resize pipeline (stores made by the older float one are redone);
-    # mean / std are the backbone's own (the encoder re-normalises the ImageNet-normalised input)
-    settings = {"pool": s.pool, "img_size": s.img_size, "mean": list(getattr(arch, "mean", MEAN)),
-                "std": list(getattr(arch, "std", STD)), "input": "uint8-device"}
-    if v.arch:  # only when named: stores of MAE encoders keep the key they had
-        settings["arch"] = v.arch
-    settings.update(pooling_key(encoder))  # EVA-02 now pools through fc_norm: its older stores are redone
-    dim = pooled_dim(arch, pool)
+    def work(prep, videos, store, device, at, done):
+        ext = VisionExtractor(encoder, arch, at, device)
+        ext.extract(prep.frames, videos, store, v.batch_size, v.workers, on_video=done)
+        return ext.dim, {}
 
-    def work(prep, videos, store, device, done):
-        at = dataclasses.replace(s, precision=resolve_precision(v.precision, device))  # as recorded in the key
-        extract_videos(encoder, prep.frames, videos, store, at, device, dim, on_video=done)
-        return dim, {}
-
-    return _run(workdir, name, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision,
+    return _run(workdir, name, entry, ckpt, settings, v.device, work, force, cfg.threads, precision=v.precision,
                 timeout_min=cfg.dist_timeout_min)
 
 
 def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
-    """Extract audio features (``cfg.audio.model``) for every video, aligned to its frames."""
-    from abawkit.features.audio import build_audio_extractor, extract_frames
+    """Extract audio features (``cfg.audio.model``) for every video, aligned to its frames.
+
+    The model's registry settings take their fields from ``[audio]`` (``layer``, ``n_mels``, ``hop_s``,
+    ``chunk_s``: whichever the model has), so each of them is in the store's key."""
+    from abawkit.features.audio import extract_frames
 
     a = cfg.audio
+    entry = registry.audio(a.model)
+    settings = registry.from_config(entry, a, "extract config [audio]", precision="fp32")
     ckpt = Path(a.checkpoint) if a.checkpoint else None
+    entry.require_checkpoint(ckpt)
     if ckpt is not None and not ckpt.exists():
         raise AbawError(f"{ckpt}: audio checkpoint not found")
-    settings: dict[str, Any] = {"model": a.model, "layer": a.layer if a.model in ("hubert", "wav2vec2", "wavlm", "whisper") else None}
-    settings.update({"fbank": {"n_mels": a.n_mels}, "vggish": {"hop_s": a.hop_s}}.get(a.model, {}))
 
-    def work(prep, videos, store, device, done):
-        ext = build_audio_extractor(a.model, ckpt, a.layer, str(device), n_mels=a.n_mels, hop_s=a.hop_s,
-                                    chunk_s=a.chunk_s)
+    def work(prep, videos, store, device, at, done):
+        ext = entry.build(at, ckpt, device)
         flags = {}
         rows = prep.videos.set_index("video")
         for vid in videos:
@@ -148,17 +148,19 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
             done(vid)
         return ext.dim + 1, flags
 
-    return _run(Path(workdir), a.model, ckpt, settings, a.device, work, force, cfg.threads, precision="fp32",
+    return _run(Path(workdir), a.model, entry, ckpt, settings, a.device, work, force, cfg.threads, precision="fp32",
                 timeout_min=cfg.dist_timeout_min)
 
 
-def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_name: str,
+def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None, settings: Any, device_name: str,
          work: Callable, force: bool, threads: int = 0, precision: str = "auto",
          timeout_min: float = 0.0) -> dict[str, Any]:
     """Open ``features/<name>``, shard videos over ranks, run ``work``, record the store info.
 
-    The precision the extractor runs at (``auto`` resolved on this rank's device) is a setting of the
-    key, so bf16 GPU features and fp32 CPU ones are never mixed; the device is recorded beside it.
+    The key is the registry entry, every field of ``settings`` and the checkpoint's content. The precision
+    the extractor runs at (``auto`` resolved on this rank's device) is a setting, so bf16 GPU features and
+    fp32 CPU ones are never mixed; the device is recorded beside it. ``work(prep, videos, store, device,
+    settings, done)`` gets the settings with that precision.
     """
     from abawkit import distributed
     from abawkit.console import console, progress
@@ -168,7 +170,8 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
 
     prep = load_prep(workdir)
     device = _device(device_name, timeout_min)
-    key = extractor_key(name, ckpt, {**settings, "precision": resolve_precision(precision, device)})
+    settings = dataclasses.replace(settings, precision=resolve_precision(precision, device))
+    key = extractor_key(name, ckpt, settings, entry.name)
     if threads:
         import torch
 
@@ -187,7 +190,7 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
         mine = videos[info.rank::info.world]
         with progress() as bar:
             t = bar.add_task(f"extract {name}", total=len(mine))
-            dim, flags = work(prep, mine, store, device, lambda v: bar.advance(t))
+            dim, flags = work(prep, mine, store, device, settings, lambda v: bar.advance(t))
         flags = _gather_flags(flags)
         distributed.barrier()
         missing = [v for v in videos if not store.has(v)]

@@ -190,45 +190,38 @@ def frame_model_values(models: Models, task_name: str, fold: int, crops: list[st
 
 def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray:
     """Re-run the vision extractor that made ``features/<store_name>`` on the face crops: [P, dim]."""
-    import torch
+    import dataclasses
 
+    from abawkit.features.registry import settings_from_store
     from abawkit.features.store import extraction_precision
-    from abawkit.features.vision import VisionSettings, check_pooling, encode_crops
-    from abawkit.stages.extract import load_vision_encoder
+    from abawkit.features.vision import check_pooling
 
     d, info, manifest = _store(models.workdir, store_name)
-    s = info["settings"]
+    entry, s = settings_from_store(info, d / "store.json")
     ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
     if not ckpt or not Path(ckpt).exists():  # a file, or a downloaded folder (transformers, timm hub)
         raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
-    arch_name, img_size = s.get("arch", ""), int(s["img_size"])
-    encoder = models.cached(("enc", ckpt, arch_name, img_size),
-                            lambda: load_vision_encoder(Path(ckpt), arch_name, img_size)[0].to(models.device))
-    check_pooling(encoder, s, d / "store.json")
-    vs = VisionSettings(img_size=img_size, pool=s["pool"], batch_size=models.cfg.batch_size, workers=0,
-                        precision=extraction_precision(info, d / "store.json"))
-    if not crops:
-        return np.zeros((0, 0), np.float32)
+    s = dataclasses.replace(s, precision=extraction_precision(info, d / "store.json"))  # older stores: fp32
+    ext = models.cached(("enc", ckpt, s), lambda: entry.build(s, ckpt, models.device))
+    check_pooling(ext.encoder, s, d / "store.json")
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = np.concatenate(list(encode_crops(encoder, crops, vs, models.device))).astype(np.float32)
+    out = ext.encode(crops, models.cfg.batch_size, workers=0)
     models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
     return out
 
 
 def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
-    """Re-run the audio extractor that made ``features/<store_name>`` at the clip's frame times: [n, dim + 1]."""
-    from abawkit.features.audio import build_audio_extractor, extract_frames
+    """Re-run the audio extractor that made ``features/<store_name>`` (its recorded settings, ``chunk_s``
+    included) at the clip's frame times: [n, dim + 1]."""
+    from abawkit.features.audio import extract_frames
+    from abawkit.features.registry import settings_from_store
     from abawkit.features.store import extraction_precision
 
     d, info, manifest = _store(models.workdir, store_name)
-    s = info["settings"]
+    entry, s = settings_from_store(info, d / "store.json")
     ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
     extraction_precision(info, d / "store.json", supported=("fp32",))  # audio extractors run in fp32
-    layer = -1 if s.get("layer") is None else int(s["layer"])  # 0 (the embeddings) is a layer too
-    ext = models.cached(("audio", store_name), lambda: build_audio_extractor(
-        s["model"], ckpt, layer, str(models.device),
-        **{k: v for k, v in s.items() if k in ("n_mels", "hop_s")}))
+    ext = models.cached(("audio", store_name), lambda: entry.build(s, ckpt, models.device))
     return extract_frames(ext, clip.wav, clip.n_frames, clip.fps, clip.times).astype(np.float32)
 
 
@@ -238,7 +231,10 @@ def _store(workdir: Path, store_name: str) -> tuple[Path, dict, dict]:
 
 
 def is_audio_store(workdir: Path, store_name: str) -> bool:
-    return "model" in _store(workdir, store_name)[1]["settings"]
+    from abawkit.features.registry import settings_from_store
+
+    d, info, _ = _store(workdir, store_name)
+    return settings_from_store(info, d / "store.json")[0].kind == "audio"
 
 
 def tmf_values(models: Models, task_name: str, fold: int, clip: Clip, face: int, frames: np.ndarray,
