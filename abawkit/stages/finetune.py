@@ -77,24 +77,6 @@ def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, A
     return model, ckpt, report
 
 
-def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> np.ndarray:
-    """Activated predictions [N, C] for an ordered loader of FaceCrops (uint8 image, params, label) batches."""
-    import torch
-
-    from abawkit.data.augment import device_batches
-    from abawkit.engine import autocast
-    from abawkit.losses import activate
-
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad(), autocast(device, amp):
-        for imgs, _ in device_batches(loader, device, model.arch.img_size):
-            out.append(activate(task_name, model(imgs).float()).cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def _datasets(workdir: Path, cfg: FinetuneConfig, img_size: int) -> dict:
     """Train / val / test rows and datasets of the fold."""
     from abawkit.data.faces import FaceCrops, prep_rows, task_labels
@@ -147,6 +129,7 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, data: dict, device: Any, la
     from abawkit.data.augment import BatchAugment
     from abawkit.data.faces import collate_faces, eval_loader
     from abawkit.engine import fit
+    from abawkit.inference.frame import predict_frames as predict  # torch: lazy, as every import of this stage
     from abawkit.labels import task
     from abawkit.losses import class_weights, task_loss
     from abawkit.metrics import score
@@ -217,6 +200,7 @@ def predict_split(model: Any, crops: Any, cfg: FinetuneConfig, device: Any) -> n
 
     from abawkit import distributed
     from abawkit.data.faces import eval_loader
+    from abawkit.inference.frame import predict_frames as predict  # torch: lazy, as above
 
     mine = range(len(crops))[distributed.shard(len(crops))]
     loader = eval_loader(Subset(crops, mine), cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
