@@ -209,6 +209,7 @@ def _hf_to_timm(sd: dict[str, torch.Tensor], report: LoadReport) -> dict[str, to
 def encoder_state(obj: dict) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """Any supported checkpoint -> (state dict with ``ViTEncoder`` names, report)."""
     fmt = detect_format(obj)
+    _not_tmf(obj)
     report = LoadReport(fmt)
     sd = dict(obj["model"] if "model" in obj else obj)
     if fmt == FORMAT and obj.get("kind") == "frame":
@@ -238,7 +239,13 @@ def infer_arch(sd: dict[str, torch.Tensor], heads: int | None = None) -> Encoder
                        heads or (known.heads if known else max(1, dim // 64)), mlp)
 
 
+def _not_tmf(obj: dict) -> None:
+    if obj.get("format") == FORMAT and obj.get("kind") == "tmf":
+        raise AbawError("a TMF checkpoint (kind tmf) holds no image encoder: give an encoder or a finetune best.pt")
+
+
 def checkpoint_arch(obj: dict) -> EncoderArch:
+    _not_tmf(obj)
     if obj.get("format") == FORMAT:
         from abawkit.models.backbones import any_arch_from_dict
 
