@@ -2,7 +2,7 @@
 
 References are each library's own pooled output on the same pixels (timm ``forward_head(forward_features(x),
 pre_logits=True)``, transformers ``pooler_output``); ours goes through the code of ``abaw extract vision``
-(``stages.extract.load_vision_encoder`` / ``models.backbones.default_pool`` / ``features.vision.encode_crops``)
+(``inference.extractors.load_vision_encoder`` / ``models.backbones.default_pool`` / ``features.vision.encode_crops``)
 or of ``abaw finetune --init`` (``stages.finetune.build_model``). Random-init models with real architectures
 (depth reduced through timm's ``depth=``), nothing downloaded.
 """
@@ -28,7 +28,7 @@ from abawkit.models.backbones import (
     TimmBackbone,
     default_pool,
 )
-from abawkit.stages.extract import load_vision_encoder
+from abawkit.inference.extractors import load_vision_encoder
 
 CPU = torch.device("cpu")
 
@@ -245,7 +245,9 @@ def test_extract_eva02_stores_its_own_embedding_under_a_new_key(prep_workspace, 
     from abawkit.data.tables import load_prep
     from abawkit.features.store import open_store
     from abawkit.io import write_json
-    from abawkit.stages.predict import Models, PredictConfig, vision_part
+    from abawkit.inference.extractors import vision_part
+    from abawkit.inference.models import Models
+    from abawkit.stages.predict import PredictConfig
 
     work = tmp_path / "work"
     shutil.copytree(prep_workspace, work)

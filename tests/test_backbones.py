@@ -1,7 +1,7 @@
 """Today's vision backbones from the files users download, against each library's own forward pass.
 
 Every test builds a tiny random-init model with its own library (transformers, open_clip, timm), saves
-it the way it is distributed, loads it through ``stages.extract.load_vision_encoder`` (the path of
+it the way it is distributed, loads it through ``inference.extractors.load_vision_encoder`` (the path of
 ``abaw extract vision`` / ``predict``) and encodes PNG crops through ``features.vision.encode_crops``
 (ImageNet-normalised input, re-normalised by the backbone). The reference is the library's forward
 pass on the same pixels with the backbone's own mean / std.
@@ -22,7 +22,7 @@ from PIL import Image
 from abawkit.errors import AbawError
 from abawkit.features.vision import VisionSettings, encode_crops
 from abawkit.models.backbones import CLIP_NORM, IMAGENET
-from abawkit.stages.extract import load_vision_encoder
+from abawkit.inference.extractors import load_vision_encoder
 
 CPU = torch.device("cpu")
 
@@ -258,7 +258,9 @@ def test_finetune_init_and_extract_with_a_dinov2_folder(prep_workspace, tmp_path
     assert store.dim == 256 and store.info()["settings"]["mean"] == list(IMAGENET[0])
     # predict re-runs the recorded extractor (arch, img_size, pool) on a clip's crops: the same rows
     from abawkit.data.tables import load_prep
-    from abawkit.stages.predict import Models, PredictConfig, vision_part
+    from abawkit.inference.extractors import vision_part
+    from abawkit.inference.models import Models
+    from abawkit.stages.predict import PredictConfig
 
     frames = load_prep(work).frames
     video = sorted(frames["video"].unique())[1]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from corpus import BEEP, Spec, coded, specs, truncate, upright, write, write_corpus
 from typer.testing import CliRunner
+from videos import predicted
 
 from abawkit.cli import app
 from abawkit.errors import AbawError
@@ -175,7 +176,7 @@ def test_predict_keeps_the_frames_before_a_break_and_strict_fails(workspace, cor
     res = predict(workspace, path)
     assert res.exit_code == 0, res.output
     assert "decoding stopped at frame 14 (0.87 s) of 30" in " ".join(res.output.split())
-    df = pd.read_csv(workspace / "predict" / "truncated_mp4" / "predictions.csv")
+    df = pd.read_csv(predicted(workspace, path) / "predictions.csv")
     assert len(df) == 13 and df["face"].sum() == 13
     strict = predict(workspace, path, "--strict", "--force")
     assert strict.exit_code == 1 and "decoding stopped" in strict.output and "Traceback" not in strict.output
@@ -189,7 +190,7 @@ def test_predict_gives_the_same_predictions_whatever_the_start_time(workspace, c
     for path in (zero, late):
         res = predict(workspace, path)
         assert res.exit_code == 0, res.output
-        dfs.append(pd.read_csv(workspace / "predict" / path.stem / "predictions.csv"))
+        dfs.append(pd.read_csv(predicted(workspace, path) / "predictions.csv"))
     assert dfs[0]["time"].iloc[0] == 0 and dfs[0]["face"].all()
     a, b = dfs
     assert list(a.columns) == list(b.columns)
@@ -214,7 +215,7 @@ def test_predict_on_the_whole_corpus(workspace, corpus):
         spec, path = corpus[name]
         res = predict(workspace, path)
         assert res.exit_code == 0, (name, res.output)
-        df = pd.read_csv(workspace / "predict" / path.stem / "predictions.csv")
+        df = pd.read_csv(predicted(workspace, path) / "predictions.csv")
         assert len(df) == CUT.get(name, spec.n_frames) and df["time"].iloc[0] == 0
         faces[name] = int(df["face"].sum())
     assert faces["portrait_rot90.mp4"] == faces["portrait_rot270.mov"] == faces["portrait_upright.mp4"] > 0

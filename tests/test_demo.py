@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+from videos import predicted
 
 from abawkit.cli import app
 from abawkit.config import RECIPES_DIR
@@ -143,7 +144,7 @@ def test_predict_on_an_unseen_video(demo_run, tmp_path, model):
     result = runner.invoke(app, ["predict", str(video), "--workdir", str(work), "--recipe", str(recipe),
                                  "--model", model, "--set", "detector=haar"])
     assert result.exit_code == 0, result.output
-    out = work / "predict" / video.stem
+    out = predicted(work, video)
     df = pd.read_csv(out / "predictions.csv")
     assert len(df) == 50 and df["frame"].tolist() == list(range(1, 51))
     assert np.allclose(df["time"], np.arange(50) / 25)
@@ -180,20 +181,20 @@ def test_predict_folder_no_face_and_face_leaving(demo_run, tmp_path):
     result = _predict(work, recipe, folder)
     assert result.exit_code == 0, result.output
     assert "[1/2]" in result.output and "[2/2]" in result.output and "0/20" in result.output
-    sky = pd.read_csv(work / "predict" / "sky" / "predictions.csv")
+    sky = pd.read_csv(predicted(work, folder / "sky.mp4") / "predictions.csv")
     assert len(sky) == 20 and (sky["face"] == 0).all()
     assert sky[["valence", "arousal", "AU1", "p_Neutral"]].isna().all().all() and sky["expression"].isna().all()
-    df = pd.read_csv(work / "predict" / "leaves" / "predictions.csv")
+    df = pd.read_csv(predicted(work, folder / "leaves.mp4") / "predictions.csv")
     face = df["face"].to_numpy() == 1
     assert len(df) == 30 and not face[15:].any() and face[:15].sum() >= 10  # detect_every 5: the last 4 may go
     assert df.loc[face, ["valence", "AU12", "expression"]].notna().all().all()
     assert df.loc[~face, ["valence", "AU12", "expression"]].isna().all().all()
-    assert (work / "predict" / "leaves" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert (predicted(work, folder / "leaves.mp4") / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     again = _predict(work, recipe, folder)
     assert again.exit_code == 0 and again.output.count("skip") == 2, again.output
     filled = _predict(work, recipe, folder / "leaves.mp4", "--fill", "nearest", "--force")
     assert filled.exit_code == 0, filled.output
-    nd = pd.read_csv(work / "predict" / "leaves" / "predictions.csv")
+    nd = pd.read_csv(predicted(work, folder / "leaves.mp4") / "predictions.csv")
     last = int(np.flatnonzero(face)[-1])
     assert nd["valence"].notna().all() and (nd["valence"][last:] == nd["valence"][last]).all()
     assert (nd["face"] == df["face"]).all()  # filled cells still say there was no face
@@ -206,7 +207,7 @@ def test_predict_all_faces_one_row_per_face(demo_run, tmp_path):
     video = clip(tmp_path / "pair.mp4", [("faces2", 10)], w=480, h=200)
     result = _predict(work, recipe, video, "--faces", "all")
     assert result.exit_code == 0, result.output
-    df = pd.read_csv(work / "predict" / "pair" / "predictions.csv")
+    df = pd.read_csv(predicted(work, video) / "predictions.csv")
     assert sorted(df["face_id"].unique().tolist()) == [0, 1] and len(df) == 20
     assert (df.groupby("frame").size() == 2).all() and df["valence"].notna().all()
 
@@ -220,7 +221,7 @@ def test_predict_fold_all_averages_the_folds(demo_run, tmp_path):
     for fold in ("0", "1", "all"):
         result = _predict(work, recipe, video, "--fold", fold, "--set", "smooth=false", "--set", "tasks=['va']", "--force")
         assert result.exit_code == 0, result.output
-        va[fold] = pd.read_csv(work / "predict" / "f" / "predictions.csv")[["valence", "arousal"]].to_numpy()
+        va[fold] = pd.read_csv(predicted(work, video) / "predictions.csv")[["valence", "arousal"]].to_numpy()
     assert np.abs(va["0"] - va["1"]).max() > 1e-2  # two folds' models: ~0.2 apart here, rounding ~1e-7
     assert np.allclose(va["all"], (va["0"] + va["1"]) / 2, atol=2e-4)
 
@@ -243,5 +244,5 @@ def test_predict_on_the_gpu(demo_run, tmp_path):
     video = clip(tmp_path / "g.mp4", [("face", 10), ("sky", 5)])
     result = _predict(work, recipe, video, "--device", "cuda")
     assert result.exit_code == 0, result.output
-    df = pd.read_csv(work / "predict" / "g" / "predictions.csv")
+    df = pd.read_csv(predicted(work, video) / "predictions.csv")
     assert df["face"].tolist()[10:] == [0] * 5 and df.loc[df["face"] == 1, "valence"].notna().all()

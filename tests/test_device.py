@@ -109,7 +109,7 @@ def test_frame_model_prediction_path_on_another_device(tmp_path, monkeypatch):
     from abawkit.models.checkpoints import load_frame_model, save_checkpoint
     from abawkit.models.heads import FrameModel
     from abawkit.models.mae import encoder_arch
-    from abawkit.stages.finetune import predict
+    from abawkit.inference.frame import predict_frames as predict
 
     arch = encoder_arch("micro", img_size=16, patch=8)
     m = FrameModel(arch, 8, pool="cls")

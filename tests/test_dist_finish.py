@@ -127,7 +127,7 @@ def test_final_predictions_are_shared_over_ranks_when_rank0_is_slow(prep_workspa
     from abawkit.data.tables import fold_videos, load_prep
     from abawkit.models.checkpoints import load_frame_model
     from abawkit.predictions import read_predictions
-    from abawkit.stages.finetune import predict
+    from abawkit.inference.frame import predict_frames as predict
 
     work = tmp_path / "work"
     shutil.copytree(prep_workspace, work)

@@ -49,7 +49,9 @@ def test_precision_and_device_are_recorded_and_a_change_re_extracts(tmp_path):
 def test_predict_reextracts_at_the_recorded_precision(tmp_path):
     import torch
 
-    from abawkit.stages.predict import Models, PredictConfig, vision_part
+    from abawkit.inference.extractors import vision_part
+    from abawkit.inference.models import Models
+    from abawkit.stages.predict import PredictConfig
 
     def reextract():  # a new Models each time: it keeps the encoder it loaded for the whole run
         return vision_part(Models(work, PredictConfig(), torch.device("cpu")), "mae", [str(p) for p in crops])

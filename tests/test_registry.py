@@ -130,7 +130,10 @@ def predict_features(work, video: str) -> np.ndarray:
     """What `abaw predict` re-extracts for the store's video ``video`` (its prep WAV, its 40 frames at 25 fps)."""
     from pathlib import Path
 
-    from abawkit.stages.predict import Clip, Models, PredictConfig, audio_part
+    from abawkit.inference.clip import Clip
+    from abawkit.inference.extractors import audio_part
+    from abawkit.inference.models import Models
+    from abawkit.stages.predict import PredictConfig
 
     wav = Path(work / f"{video}.wav")
     clip = Clip(Path(f"{video}.mp4"), np.arange(40) / 25.0, 25.0, np.zeros(0, int), np.zeros(0, int), [], wav)

@@ -175,3 +175,36 @@ def test_tmf_same_seed_same_outputs(tmp_path):
         preds.append(read_predictions(work / "tmf" / "va" / f"fold0-{tag}" / "pred_val.parquet").values())
     assert np.array_equal(preds[0], preds[1])
     assert np.abs(preds[0] - preds[2]).max() > 1e-2  # another seed: ~1 here; a mere rounding change would be ~1e-7
+
+
+def test_tmf_checkpoint_carries_its_arch_and_rebuilds_alone(tmp_path):
+    """best.pt is the common format (kind tmf) with ``arch``: ``load_tmf`` rebuilds the trained model from the
+    file alone and gives back its validation predictions. Main saved a private dict (no "format"), and
+    predict rebuilt the model from the manifest's config."""
+    import dataclasses
+
+    from abawkit.data.clips import VideoData
+    from abawkit.features.store import open_store
+    from abawkit.inference.tmf import predict_clips
+    from abawkit.models.checkpoints import load_tmf, read_checkpoint
+    from abawkit.models.tmf_arch import TMFSettings
+    from abawkit.predictions import read_predictions
+
+    work = make_prep(tmp_path / "w")
+    res = runner.invoke(app, ["extract", "audio", "-w", str(work), "--model", "fbank"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "tmf", "-w", str(work), "--task", "va", "--features", "fbank", *FAST,
+                              "--set", "model.d_model=16", "--set", "model.heads=2", "--set", "model.temporal=gru"])
+    assert res.exit_code == 0, res.output
+    out = work / "tmf" / "va" / "fold0"
+    ckpt = read_checkpoint(out / "best.pt")
+    assert (ckpt["format"], ckpt["kind"], ckpt["features"], ckpt["eval_stride"]) == ("abawkit", "tmf", ["fbank"], 8)
+    arch = ckpt["arch"]
+    assert (arch["d_model"], arch["temporal"], arch["max_len"], arch["n_outputs"]) == (16, "gru", 16, 2)
+    assert set(arch) == {f.name for f in dataclasses.fields(TMFSettings)} | {"in_dim", "n_outputs", "max_len", "parts"}
+    model, meta = load_tmf(out / "best.pt")
+    val = read_predictions(out / "pred_val.parquet", "va")
+    store = open_store(work, "fbank")
+    data = [VideoData("v4", (store.read("v4", 40),), np.zeros((40, 2), np.float32))]
+    (values,) = predict_clips(model, data, "va", meta["eval_stride"], torch.device("cpu"))
+    assert np.allclose(values, val.values(), atol=1e-5)

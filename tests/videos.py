@@ -95,3 +95,11 @@ def clip(path: Path, scenes: Sequence[tuple[str, int]], w: int = 320, h: int = 2
             "cartoon": lambda i: cartoon(w, h, i), "sky": lambda i: sky(w, h, i)}
     frames = [make[kind](i) for kind, n in scenes for i in range(n)]
     return write_video(path, frames, np.arange(len(frames)) / fps, **kw)
+
+
+def predicted(work: Path, video: Path) -> Path:
+    """The folder ``abaw predict`` writes for ``video``: ``layout.predict`` (its name and its content)."""
+    from abawkit.workspace import layout
+    from abawkit.workspace.fingerprints import sha256_file
+
+    return Path(work) / layout.predict(Path(video).stem, sha256_file(video))

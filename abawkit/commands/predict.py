@@ -42,8 +42,9 @@ def predict(
 ) -> None:
     """Per-frame AUs, expression and valence/arousal for videos, with a workspace's trained models.
 
-    Writes <workdir>/predict/<video>/predictions.csv (one row per frame, empty cells where there is no
-    face) and timeline.png for each video; videos already done are skipped (--force redoes them).
+    Writes <workdir>/predict/<video>-<sha256[:8]>/predictions.csv (one row per frame, empty cells where there
+    is no face) and timeline.png for each video; a video already done with the same models is skipped
+    (--force redoes it), one done with a model retrained since is redone.
     """
     from abawkit.config import load_config
     from abawkit.stages.predict import PredictConfig, run

@@ -209,6 +209,7 @@ def _hf_to_timm(sd: dict[str, torch.Tensor], report: LoadReport) -> dict[str, to
 def encoder_state(obj: dict) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """Any supported checkpoint -> (state dict with ``ViTEncoder`` names, report)."""
     fmt = detect_format(obj)
+    _not_tmf(obj)
     report = LoadReport(fmt)
     sd = dict(obj["model"] if "model" in obj else obj)
     if fmt == FORMAT and obj.get("kind") == "frame":
@@ -238,7 +239,13 @@ def infer_arch(sd: dict[str, torch.Tensor], heads: int | None = None) -> Encoder
                        heads or (known.heads if known else max(1, dim // 64)), mlp)
 
 
+def _not_tmf(obj: dict) -> None:
+    if obj.get("format") == FORMAT and obj.get("kind") == "tmf":
+        raise AbawError("a TMF checkpoint (kind tmf) holds no image encoder: give an encoder or a finetune best.pt")
+
+
 def checkpoint_arch(obj: dict) -> EncoderArch:
+    _not_tmf(obj)
     if obj.get("format") == FORMAT:
         from abawkit.models.backbones import any_arch_from_dict
 
@@ -289,4 +296,31 @@ def load_frame_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
     model = FrameModel(any_arch_from_dict(obj["arch"]), obj["n_outputs"], pool=obj.get("pool", "cls"), drop_path=0.0)
     model.load_state_dict(obj["model"])
+    return model.eval(), {k: v for k, v in obj.items() if k != "model"}
+
+
+def save_tmf(path: str | Path, model: torch.nn.Module, features: list[str], **extra: Any) -> Path:
+    """Write a trained TMF in this project's format (kind ``tmf``): its ``arch`` (``TMFArch``), the
+    feature stores it reads in order, and ``extra`` (task, eval stride, the epoch's record)."""
+    from abawkit.statefile import plain, save_state
+
+    save_state(Path(path), {"format": FORMAT, "kind": "tmf", "arch": model.arch.to_dict(), "model": model.state_dict(),
+                            "features": list(features), **plain(extra)})
+    return Path(path)
+
+
+def load_tmf(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a TMF from its checkpoint alone (``arch`` inside) -> (model in eval mode, meta).
+
+    Checkpoints written before the common format (``{"model", "arch", "features", "record"}``) load too."""
+    from abawkit.models.tmf import TMF, TMFArch
+
+    obj = read_checkpoint(path)
+    if obj.get("format", FORMAT) != FORMAT or obj.get("kind", "tmf") != "tmf" or "arch" not in obj:
+        raise AbawError(f"{path}: not a trained abawkit TMF (kind {obj.get('kind')!r})")
+    try:
+        model = TMF(TMFArch.from_dict(obj["arch"]))
+    except (TypeError, ValueError) as exc:
+        raise AbawError(f"{path}: TMF arch not understood ({exc})") from None
+    load_checked(model, obj["model"], f"{path}: weights do not fit the saved TMF arch")
     return model.eval(), {k: v for k, v in obj.items() if k != "model"}

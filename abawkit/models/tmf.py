@@ -17,32 +17,13 @@ clip with this probability, never all of them, so a missing modality at test tim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from abawkit.models.tmf_arch import TEMPORAL, TMFArch, TMFSettings
 
-@dataclass(frozen=True)
-class TMFArch:
-    """Shape of a TMF model (saved beside its checkpoints)."""
-
-    in_dim: int
-    n_outputs: int
-    d_model: int = 256
-    layers: int = 4
-    heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.3
-    max_len: int = 100
-    positions: str = "learnable"  # "learnable" | "sinusoidal"
-    temporal: str = "transformer"  # "transformer" | "tcn" | "gru"
-    kernel: int = 3  # tcn kernel size (odd)
-    modality_dropout: float = 0.0
-    parts: tuple[int, ...] = ()  # widths of the concatenated feature sets (modality dropout units)
-
-
-TEMPORAL = ("transformer", "tcn", "gru")
+__all__ = ["TEMPORAL", "TMF", "TMFArch", "TMFSettings"]
 
 
 def sinusoidal(length: int, dim: int) -> torch.Tensor:

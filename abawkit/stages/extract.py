@@ -19,6 +19,7 @@ from typing import Any, Callable
 from abawkit.devices import resolve_precision
 from abawkit.errors import AbawError
 from abawkit.features import registry
+from abawkit.workspace import layout
 
 
 @dataclass(frozen=True)
@@ -78,23 +79,12 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
     return cfg.name or default, Path(manifest["dir"]) / "best.pt"
 
 
-def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
-    """Encoder module (pooled through ``models.backbones.embed``), its arch and its own pooling (or None).
-
-    Any format ``models.backbone_files.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
-    HF ViTMAE, DINOv2, CLIP / OpenCLIP, timm names (EVA-02, ConvNeXt) via ``arch_name``.
-    """
-    from abawkit.models.backbone_files import open_encoder
-
-    encoder, arch, _, own_pool = open_encoder(path, arch_name, img_size)
-    return encoder.eval(), arch, own_pool
-
-
 def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
     """Extract vision features for every video of the prep workspace."""
     from abawkit.data.augment import MEAN, STD
     from abawkit.features.vision import VisionExtractor
     from abawkit.models.backbones import POOLS, default_pool, pooling_key
+    from abawkit.inference.extractors import load_vision_encoder  # torch: lazy, as every import of this stage
 
     workdir = Path(workdir)
     v = cfg.vision
@@ -185,6 +175,7 @@ def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None,
         run.add_input("prep", prep.dir / "frames.parquet")
         if ckpt is not None:
             run.add_input("checkpoint", ckpt, content=True)  # `abaw predict` re-runs the same extractor from here
+            run.inputs["checkpoint"]["path"] = layout.recorded(workdir, ckpt)  # never as typed (contract)
         store = FeatureStore(run.dir)
         videos = sorted(prep.videos["video"])
         mine = videos[info.rank::info.world]

@@ -24,6 +24,7 @@ from abawkit.data.faces import FaceCrops, collate_faces, eval_loader, prep_rows,
 from abawkit.data.tables import fold_videos, load_prep
 from abawkit.engine import TrainConfig, fit, seed_everything
 from abawkit.errors import AbawError
+from abawkit.inference.frame import predict_frames
 from abawkit.labels import TaskSpec, task
 from abawkit.losses import class_weights, task_loss
 from abawkit.metrics import score
@@ -90,24 +91,6 @@ def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, A
     return model, ckpt, report
 
 
-def predict(model: Any, loader: Any, task_name: str, device: Any, amp: bool) -> np.ndarray:
-    """Activated predictions [N, C] for an ordered loader of FaceCrops (uint8 image, params, label) batches."""
-    import torch
-
-    from abawkit.data.augment import device_batches
-    from abawkit.devices import amp_precision, precision_autocast
-    from abawkit.losses import activate
-
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad(), precision_autocast(device, amp_precision(device, amp)):
-        for imgs, _ in device_batches(loader, device, model.arch.img_size):
-            out.append(activate(task_name, model(imgs).float()).cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def _datasets(workdir: Path, cfg: FinetuneConfig, img_size: int) -> dict:
     """Train / val / test rows and datasets of the fold."""
 
@@ -161,7 +144,7 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict,
         return task_loss(spec, m(batch[0]).float(), batch[1], weights)
 
     def eval_fn() -> dict:
-        preds = predict(model, val_loader, spec, device, cfg.train.amp)
+        preds = predict_frames(model, val_loader, spec, device, cfg.train.amp)
         s = score(spec, y_val[:, 0] if multiclass else y_val, preds)
         return {"score": s["score"], "per_class": s["per_class"]}
 
@@ -212,6 +195,6 @@ def predict_split(model: Any, crops: Any, cfg: FinetuneConfig, device: Any) -> n
 
     mine = range(len(crops))[distributed.shard(len(crops))]
     loader = eval_loader(Subset(crops, mine), cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
-    values = predict(model, loader, cfg.task, device, cfg.train.amp) if len(mine) else \
+    values = predict_frames(model, loader, cfg.task, device, cfg.train.amp) if len(mine) else \
         np.zeros((0, model.head.out_features), np.float32)
     return distributed.gather_concat(values)

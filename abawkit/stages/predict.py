@@ -5,9 +5,15 @@ every ``detect_every`` frames, tracks bridged in between, crops cut from the ful
 and aligned on MTCNN's five landmarks), extracts the audio track, runs the trained models of
 ``<workdir>`` (TMF with its own feature extractors, or the fine-tuned frame model; every finished
 fold averaged with ``fold = "all"``), smooths with the saved policy of each task, and writes
-``<workdir>/predict/<video>/``: ``predictions.csv`` (frame, time from the frame's timestamp, 0 at the first frame,
+``<workdir>/predict/<video>-<sha256[:8]>/`` (``workspace.layout.predict``: two videos with one file name never
+share a folder): ``predictions.csv`` (frame, time from the frame's timestamp, 0 at the first frame,
 [face_id,] face, AUs, expression and its probabilities, valence, arousal), ``timeline.png``, and
 the crops and WAV it used.
+
+A result is keyed by content: its manifest records the video's sha256 and the identity of every model and
+store it loaded (``inference.checks``). The same video with the same models is skipped; a retrained model
+redoes it (one line naming the model); a model that no longer fits what was trained on it stops the run
+before any video is read, in one line naming the stage to redo.
 
 A frame without a face has ``face = 0`` and empty prediction cells (NaN); ``fill = "nearest"``
 gives it the prediction of the nearest frame with that face instead (the ABAW submission convention).
@@ -15,11 +21,10 @@ gives it the prediction of the nearest frame with that face instead (the ABAW su
 
 from __future__ import annotations
 
-import re
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -27,8 +32,24 @@ import pandas as pd
 from abawkit.console import console, table
 from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
-from abawkit.io import read_json
-from abawkit.workspace.stage import MANIFEST
+from abawkit.files import walk
+from abawkit.inference.checks import changed_models, model_inputs
+from abawkit.inference.clip import Clip
+from abawkit.inference.decide import nearest_index, smooth_and_decide, task_columns
+from abawkit.inference.models import Models
+from abawkit.inference.values import face_values
+from abawkit.io import atomic_path, read_json, write_text
+from abawkit.labels import AU_NAMES, EXPR_NAMES
+from abawkit.labels import task as task_spec
+from abawkit.video.align import check_align
+from abawkit.video.decode import decode_break
+from abawkit.video.facetrack import TrackSettings, check_faces_mode, cut_faces, find_faces
+from abawkit.video.media import VIDEO_EXTS, FaceDetector, extract_audio, probe_video, write_crop
+from abawkit.workspace import layout
+from abawkit.workspace.fingerprints import config_hash, sha256_file
+from abawkit.workspace.stage import MANIFEST, StageDone, stage
+
+__all__ = ["Clip", "Models", "PredictConfig", "face_values", "nearest_index", "predict_table", "run"]
 
 
 @dataclass(frozen=True)
@@ -53,39 +74,8 @@ class PredictConfig:
     smooth: bool = True  # apply <workdir>/smooth/<task>/policy.json when present
 
 
-@dataclass
-class Clip:
-    """A video as the models see it: frame times [n], the face rows (crop per row), audio."""
-
-    path: Path
-    times: np.ndarray  # [n] seconds, from each frame's timestamp
-    fps: float
-    frame: np.ndarray  # [M] 0-based frame of each face row
-    face_id: np.ndarray  # [M]
-    crops: list[str]  # [M] jpg per face row
-    wav: Path | None
-    timings: dict[str, float] = field(default_factory=dict)
-    stopped: str | None = None  # where a cut or damaged file stopped decoding (one line), None when whole
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.times)
-
-    def people(self, faces: str) -> Iterator[tuple[int, np.ndarray, list[str]]]:
-        """(face id or -1, frames [P] of that face, their crops): one sequence per face, or the largest per frame."""
-        if faces == "largest":
-            yield -1, self.frame, self.crops
-            return
-        for fid in np.unique(self.face_id):
-            idx = np.flatnonzero(self.face_id == fid)
-            yield int(fid), self.frame[idx], [self.crops[i] for i in idx]
-
-
 def check(cfg: PredictConfig) -> None:
     """One line for each kind of bad setting, before any video is read."""
-    from abawkit.video.align import check_align
-    from abawkit.video.facetrack import check_faces_mode
-
     if cfg.model not in ("tmf", "frame"):
         raise AbawError(f"model must be tmf or frame, got {cfg.model!r}")
     if cfg.fill not in ("none", "nearest"):
@@ -104,10 +94,6 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: boo
 
     A video that stops decoding before its header's end keeps the frames before the break, with a
     one-line warning (``strict``: a one-line error, exit code 1)."""
-    from abawkit.video.decode import decode_break
-    from abawkit.video.facetrack import TrackSettings, cut_faces, find_faces
-    from abawkit.video.media import extract_audio, probe_video, write_crop
-
     info = probe_video(video)
     s = TrackSettings(cfg.detect_every, cfg.detect_size, cfg.max_gap, cfg.min_score, align=cfg.align, faces=cfg.faces)
     clock: dict[str, float] = {}
@@ -144,192 +130,6 @@ def _half(video: Path) -> str | None:
 
 def _crop_name(k: int, face_id: int, faces: str) -> str:
     return f"{k + 1:05d}.jpg" if faces == "largest" else f"{k + 1:05d}_f{face_id}.jpg"
-
-
-class Models:
-    """The workspace's models and extractors, loaded once and kept for every video of a run."""
-
-    def __init__(self, workdir: Path, cfg: PredictConfig, device) -> None:
-        self.workdir, self.cfg, self.device = workdir, cfg, device
-        self._cache: dict[Any, Any] = {}  # models: kept for the whole run
-        self.per_video: dict[Any, Any] = {}  # features of the current video: emptied between videos
-        self.clock: dict[str, float] = {}  # seconds in the image encoders, per video
-
-    def cached(self, key: Any, make, video: bool = False):
-        cache = self.per_video if video else self._cache
-        if key not in cache:
-            cache[key] = make()
-        return cache[key]
-
-    def folds(self, task_name: str) -> list[int]:
-        """The folds to average: every finished ``<model dir>/<task>/fold<N>`` with ``fold = "all"``."""
-        if self.cfg.fold != "all":
-            return [int(self.cfg.fold)]
-        base = self.workdir / ("tmf" if self.cfg.model == "tmf" else "finetune") / task_name
-        found = sorted(int(m.group(1)) for d in (base.iterdir() if base.is_dir() else ())
-                       if (m := re.fullmatch(r"fold(\d+)", d.name)) and (d / MANIFEST).is_file())
-        return found or [0]  # none: fold 0's missing-stage error says what to run
-
-
-def frame_model_values(models: Models, task_name: str, fold: int, crops: list[str]) -> np.ndarray:
-    """Activated outputs [P, C] of ``finetune/<task>/fold<N>/best.pt`` on the face crops."""
-    from abawkit.data.faces import FaceCrops, eval_loader
-    from abawkit.models.checkpoints import load_frame_model
-    from abawkit.stages.finetune import predict
-
-    ckpt = _stage_dir(models.workdir, f"finetune/{task_name}/fold{fold}", f"abaw finetune --task {task_name} --fold {fold}")
-    model, _ = models.cached(("frame", str(ckpt)), lambda: load_frame_model(ckpt / "best.pt"))
-    model = model.to(models.device)
-    loader = eval_loader(FaceCrops(crops, model.arch.img_size, False), models.cfg.batch_size,
-                         pin=models.device.type == "cuda")
-    t0 = time.perf_counter()
-    out = predict(model, loader, task_name, models.device, models.device.type == "cuda")
-    models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
-    return out
-
-
-def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray:
-    """Re-run the vision extractor that made ``features/<store_name>`` on the face crops: [P, dim]."""
-    import dataclasses
-
-    from abawkit.features.registry import settings_from_store
-    from abawkit.features.store import extraction_precision
-    from abawkit.features.vision import check_pooling
-
-    d, info, manifest = _store(models.workdir, store_name)
-    entry, s = settings_from_store(info, d / "store.json")
-    ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
-    if not ckpt or not Path(ckpt).exists():  # a file, or a downloaded folder (transformers, timm hub)
-        raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
-    s = dataclasses.replace(s, precision=extraction_precision(info, d / "store.json"))  # older stores: fp32
-    ext = models.cached(("enc", ckpt, s), lambda: entry.build(s, ckpt, models.device))
-    check_pooling(ext.encoder, s, d / "store.json")
-    t0 = time.perf_counter()
-    out = ext.encode(crops, models.cfg.batch_size, workers=0)
-    models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
-    return out
-
-
-def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
-    """Re-run the audio extractor that made ``features/<store_name>`` (its recorded settings, ``chunk_s``
-    included) at the clip's frame times: [n, dim + 1]."""
-    from abawkit.features.audio import extract_frames
-    from abawkit.features.registry import settings_from_store
-    from abawkit.features.store import extraction_precision
-
-    d, info, manifest = _store(models.workdir, store_name)
-    entry, s = settings_from_store(info, d / "store.json")
-    ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
-    extraction_precision(info, d / "store.json", supported=("fp32",))  # audio extractors run in fp32
-    ext = models.cached(("audio", store_name), lambda: entry.build(s, ckpt, models.device))
-    return extract_frames(ext, clip.wav, clip.n_frames, clip.fps, clip.times).astype(np.float32)
-
-
-def _store(workdir: Path, store_name: str) -> tuple[Path, dict, dict]:
-    d = _stage_dir(workdir, f"features/{store_name}", "abaw extract")
-    return d, read_json(d / "store.json"), read_json(d / MANIFEST)
-
-
-def is_audio_store(workdir: Path, store_name: str) -> bool:
-    from abawkit.features.registry import settings_from_store
-
-    d, info, _ = _store(workdir, store_name)
-    return settings_from_store(info, d / "store.json")[0].kind == "audio"
-
-
-def tmf_values(models: Models, task_name: str, fold: int, clip: Clip, face: int, frames: np.ndarray,
-               crops: list[str]) -> np.ndarray:
-    """Activated per-frame outputs [n, C] of ``tmf/<task>/fold<N>`` for one face; features re-extracted.
-
-    Vision features of frames without this face take the nearest face frame's (as ``abaw extract``)."""
-
-    from abawkit.config import from_dict
-    from abawkit.data.clips import VideoData
-    from abawkit.models.checkpoints import read_checkpoint
-    from abawkit.stages.tmf import TMFConfig, build_model, predict
-
-    d = _stage_dir(models.workdir, f"tmf/{task_name}/fold{fold}", f"abaw train tmf --task {task_name} --fold {fold}")
-    cfg = from_dict(TMFConfig, read_json(d / MANIFEST)["config"], str(d / MANIFEST))
-    ckpt = models.cached(("tmfckpt", str(d)), lambda: read_checkpoint(d / "best.pt"))
-    near = nearest_index(clip.n_frames, frames)
-    parts = []
-    for name in ckpt["features"]:
-        if is_audio_store(models.workdir, name):
-            parts.append(models.cached(("a", name), lambda: audio_part(models, name, clip), video=True))
-        else:
-            feats = models.cached(("v", name, face), lambda: vision_part(models, name, crops), video=True)
-            parts.append(feats[near])
-    dims = [p.shape[1] for p in parts]
-    if sum(dims) != ckpt["arch"]["in_dim"]:
-        raise AbawError(f"{d}: trained on {ckpt['arch']['in_dim']} feature dims, but features/"
-                        f"{{{','.join(ckpt['features'])}}} now give {'+'.join(map(str, dims))} (re-extracted with "
-                        f"another extractor?): re-run `abaw train tmf --task {task_name} --fold {fold} --force`")
-
-    def make():
-        model = build_model(cfg, sum(dims))
-        model.load_state_dict(ckpt["model"])
-        return model.to(models.device).eval()
-
-    model = models.cached(("tmf", str(d)), make)
-    data = [VideoData(clip.path.stem, tuple(parts), np.zeros((clip.n_frames, 1), np.float32))]
-    return predict(model, data, cfg, models.device)[0]
-
-
-def nearest_index(n: int, frames: np.ndarray) -> np.ndarray:
-    """For each of ``n`` frames, the position in ``frames`` (sorted, non-empty) of the nearest one (ties -> earlier)."""
-    pos = np.clip(np.searchsorted(frames, np.arange(n)), 0, len(frames) - 1)
-    prev = np.clip(pos - 1, 0, len(frames) - 1)
-    use_prev = np.abs(np.arange(n) - frames[prev]) <= np.abs(frames[pos] - np.arange(n))
-    return np.where(use_prev, prev, pos)
-
-
-def face_values(models: Models, task_name: str, clip: Clip, face: int, frames: np.ndarray, crops: list[str]) -> np.ndarray:
-    """Fold-averaged activated outputs [n, C] for one face over every frame (absent frames: nearest face frame's)."""
-    outs = []
-    for fold in models.folds(task_name):
-        if models.cfg.model == "tmf":
-            outs.append(tmf_values(models, task_name, fold, clip, face, frames, crops))
-        else:
-            outs.append(frame_model_values(models, task_name, fold, crops)[nearest_index(clip.n_frames, frames)])
-    return np.mean(outs, axis=0)  # equal weights, as `abaw ensemble` without --val
-
-
-def _stage_dir(workdir: Path, name: str, hint: str) -> Path:
-    from abawkit.workspace.stage import load_stage
-
-    return Path(load_stage(workdir, name, hint=hint)["dir"])
-
-
-def smooth_and_decide(workdir: Path, task_name: str, values: np.ndarray, use_policy: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(smoothed values [n, C], decisions) with the task's saved policy (if any)."""
-    from abawkit import postprocess as pp
-    from abawkit.labels import task
-
-    spec = task(task_name)
-    path = workdir / "smooth" / task_name / "policy.json"
-    policy = read_json(path) if use_policy and path.exists() else None
-    sm = pp.apply_policy(values.T, np.array([0, len(values)]), policy).T
-    return sm, pp.decide(sm, spec, policy)
-
-
-def task_columns(task_name: str, sm: np.ndarray, dec: np.ndarray) -> dict[str, np.ndarray]:
-    """The CSV columns of one task for the rows of ``sm`` [R, C] / ``dec`` (NaN rows: no face)."""
-    from abawkit.labels import AU_NAMES, EXPR_NAMES, VA_NAMES
-
-    missing = np.isnan(sm).any(axis=1)
-    cols: dict[str, Any] = {}
-    if task_name == "au":
-        for i, n in enumerate(AU_NAMES):
-            cols[n] = pd.array(np.where(missing, pd.NA, dec[:, i]), dtype="Int64")
-            cols[f"p_{n}"] = sm[:, i].round(4)
-    elif task_name == "expr":
-        cols["expression"] = [None if m else EXPR_NAMES[int(i)] for m, i in zip(missing, np.nan_to_num(dec[:, 0]))]
-        for i, n in enumerate(EXPR_NAMES):
-            cols[f"p_{n}"] = sm[:, i].round(4)
-    else:
-        for i, n in enumerate(VA_NAMES):
-            cols[n] = dec[:, i].astype(np.float64).round(4)
-    return cols
 
 
 def face_table(models: Models, clip: Clip, face: int, frames: np.ndarray, crops: list[str]) -> pd.DataFrame:
@@ -380,10 +180,8 @@ def predict_table(models: Models, clip: Clip) -> pd.DataFrame:
 
 def _with_all_columns(df: pd.DataFrame, tasks: tuple[str, ...]) -> pd.DataFrame:
     """Same columns whether or not any face was found (a no-face video still gets every task's columns)."""
-    from abawkit.labels import task as spec
-
     for t in tasks:
-        c = len(spec(t).pred_columns)
+        c = len(task_spec(t).pred_columns)
         for col in task_columns(t, np.full((0, c), np.nan), np.full((0, c), np.nan)):
             if col not in df:
                 df[col] = pd.array([pd.NA] * len(df), dtype="Int64") if col.startswith("AU") else np.nan
@@ -392,10 +190,10 @@ def _with_all_columns(df: pd.DataFrame, tasks: tuple[str, ...]) -> pd.DataFrame:
 
 def expand_videos(paths: list[Path]) -> list[Path]:
     """Files as given, folders -> their video files (recursive through symlinked folders, sorted, hidden
-    and macOS ``._*`` files skipped, as ``files.walk`` lists a release); one line per problem."""
-    from abawkit.files import walk
-    from abawkit.video.media import VIDEO_EXTS
+    and macOS ``._*`` files skipped, as ``files.walk`` lists a release); one line per problem.
 
+    Two videos with one file name get two output folders (``layout.predict``: name and content); the same
+    bytes under the same name twice are predicted once, with a note."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -407,55 +205,71 @@ def expand_videos(paths: list[Path]) -> list[Path]:
             out.append(p)
         else:
             raise AbawError(f"{p}: video file not found")
-    stems: dict[str, Path] = {}
-    for v in out:
-        if v.stem in stems and stems[v.stem].resolve() != v.resolve():
-            raise AbawError(f"{v} and {stems[v.stem]} would share the output folder predict/{v.stem}: rename one")
-        stems[v.stem] = v
-    return list(dict.fromkeys(out))
+    seen: dict[str, Path] = {}
+    for v in dict.fromkeys(out):
+        name = layout.predict(v.stem, sha256_file(v))
+        if name in seen:
+            if seen[name].resolve() != v.resolve():
+                console.print(f"note: {v} is the same video as {seen[name]}: predicted once, into {name}",
+                              soft_wrap=True, highlight=False)
+            continue
+        seen[name] = v
+    return list(seen.values())
 
 
 def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: bool = False,
         strict: bool = False) -> list[Path]:
     """Predict every frame of each video (finished ones skipped); returns the CSV paths written.
 
-    ``strict``: a video that is cut short or damaged is an error (exit code 1), not a warning."""
-    from abawkit.video.media import FaceDetector
-    from abawkit.workspace.stage import StageDone
-
+    Every model is checked (``inference.checks``) before any video is read. ``strict``: a video that is cut
+    short or damaged is an error (exit code 1), not a warning."""
     check(cfg)
     todo = expand_videos([videos] if isinstance(videos, (str, Path)) else list(videos))
     workdir, device = Path(workdir), resolve_device(cfg.device)
     if cfg.threads > 0:
-        import torch
+        import torch  # already loaded by abawkit.inference
 
         torch.set_num_threads(cfg.threads)
     models = Models(workdir, cfg, device)
-    for t in cfg.tasks:  # fail on a missing model before any video is read
-        for fold in models.folds(t):
-            _stage_dir(workdir, f"{'tmf' if cfg.model == 'tmf' else 'finetune'}/{t}/fold{fold}",
-                       f"abaw {'train tmf' if cfg.model == 'tmf' else 'finetune'} --task {t} --fold {fold}")
+    used = model_inputs(models, cfg.tasks, cfg.smooth)  # a missing or stale model stops here, in one line
     detector = FaceDetector(cfg.detector, device=str(device), min_face=cfg.min_face)
     written = []
     for i, video in enumerate(todo, 1):
         console.print(f"[bold]\\[{i}/{len(todo)}][/] {video}", highlight=False, soft_wrap=True)
         try:
-            written.append(run_one(video, models, detector, force, strict))
+            written.append(run_one(video, models, used, detector, force, strict))
         except StageDone as done:
             console.print(f"[yellow]skip:[/] {done}", soft_wrap=True)
     return written
 
 
-def run_one(video: Path, models: Models, detector, force: bool = False, strict: bool = False) -> Path:
-    """One video -> ``predict/<stem>/``; returns the CSV path."""
-    from abawkit.io import write_text
-    from abawkit.workspace.stage import stage
+def redo_for_models(workdir: Path, name: str, cfg: PredictConfig, used: dict[str, dict]) -> bool:
+    """Whether the finished prediction ``name`` was made with other models than ``used`` (one line if so).
 
+    A prediction made with another predict config is left to ``stage`` (it asks for ``--force``)."""
+    path = layout.path(workdir, name) / MANIFEST
+    if not path.is_file():
+        return False
+    old = read_json(path)
+    if old.get("config_hash") != config_hash(cfg):
+        return False
+    changed = changed_models(old.get("inputs") or {}, used)
+    if changed:
+        console.print(f"{name}: input redone: {', '.join(changed)}; redoing it", soft_wrap=True, highlight=False)
+    return bool(changed)
+
+
+def run_one(video: Path, models: Models, used: dict[str, dict], detector, force: bool = False,
+            strict: bool = False) -> Path:
+    """One video -> ``predict/<stem>-<sha256[:8]>/``; returns the CSV path. ``used``: the models' records."""
     cfg, workdir = models.cfg, models.workdir
+    name = layout.predict(video.stem, sha256_file(video))
+    force = force or redo_for_models(workdir, name, cfg, used)
     models.per_video.clear()
     models.clock.clear()
-    with stage(workdir, f"predict/{video.stem}", cfg, seed=cfg.seed, force=force) as run_:
-        run_.add_input("video", video)
+    with stage(workdir, name, cfg, seed=cfg.seed, force=force) as run_:
+        run_.add_input("video", Path(os.path.abspath(video)))
+        run_.inputs.update(used)
         t0 = time.perf_counter()
         clip = prepare(video, run_.dir, cfg, detector, strict)
         df = predict_table(models, clip)
@@ -466,14 +280,18 @@ def run_one(video: Path, models: Models, detector, force: bool = False, strict: 
         _timeline(run_.add_output("timeline.png"), df)
         clip.timings["write"] = time.perf_counter() - t1
         clip.timings["total"] = time.perf_counter() - t0
-        n_face = int(len(np.unique(clip.frame)))
-        run_.metrics = {"frames": clip.n_frames, "frames_with_face": n_face, "faces": int(len(np.unique(clip.face_id))),
-                        "audio": clip.wav is not None, "stopped": clip.stopped, "seconds": float(clip.times[-1] - clip.times[0] + 1 / clip.fps)
-                        if clip.n_frames else 0.0, "timings": {k: round(v, 3) for k, v in clip.timings.items()}}
+        run_.metrics = _metrics(clip)
         out = run_.final_dir
-    _summary(df, n_face, clip.n_frames)
+    _summary(df, int(len(np.unique(clip.frame))), clip.n_frames)
     console.print(f"wrote {out / 'predictions.csv'} and {out / 'timeline.png'}")
     return out / "predictions.csv"
+
+
+def _metrics(clip: Clip) -> dict:
+    seconds = float(clip.times[-1] - clip.times[0] + 1 / clip.fps) if clip.n_frames else 0.0
+    return {"frames": clip.n_frames, "frames_with_face": int(len(np.unique(clip.frame))),
+            "faces": int(len(np.unique(clip.face_id))), "audio": clip.wav is not None, "stopped": clip.stopped,
+            "seconds": seconds, "timings": {k: round(v, 3) for k, v in clip.timings.items()}}
 
 
 def _summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
@@ -498,13 +316,10 @@ def _timeline(path: Path, df: pd.DataFrame) -> None:
     """Valence/arousal lines, expression track and AU raster over time; gaps where there is no face.
 
     With several faces, the one seen in the most frames is drawn."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib costs ~0.5 s of start-up and only this function draws
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from abawkit.io import atomic_path
-    from abawkit.labels import AU_NAMES, EXPR_NAMES
 
     if "face_id" in df and df["face_id"].notna().any():
         main = df["face_id"].value_counts().index[0]

@@ -4,7 +4,8 @@ Reads ``prep`` (frames, labels, folds) and the chosen feature stores ``features/
 ``mae`` resolves to ``mae-<task>-fold<N>``, then ``mae-<task>``, then ``mae``). Trains ``models.tmf``
 (``model.temporal``: transformer | tcn | gru; ``model.modality_dropout``) on clips of K frames through
 ``abawkit.engine`` (the shared loop: AdamW, schedule, bf16, DDP, resume), evaluating on the fold's validation videos every epoch. Writes ``tmf/<task>/fold<N>/``:
-``best.pt`` (state dict + arch + feature names), ``pred_val.parquet`` and ``pred_test.parquet``
+``best.pt`` (``models.checkpoints.save_tmf``: the common format, kind ``tmf``, with its ``arch``, the
+feature store names and the eval stride: ``abaw predict`` rebuilds the model from it alone), ``pred_val.parquet`` and ``pred_test.parquet``
 (every frame; overlapping clips averaged) and ``metrics.json``.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from abawkit.engine import TrainConfig
 from abawkit.errors import AbawError
+from abawkit.models.tmf_arch import TMFSettings
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,7 @@ class ClipConfig:
     eval_stride: int = 50  # validation/test clips (overlaps averaged)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    d_model: int = 256
-    layers: int = 4
-    heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.3
-    positions: str = "learnable"  # transformer only
-    temporal: str = "transformer"  # transformer | tcn (dilated 1-D convs) | gru (bidirectional)
-    kernel: int = 3  # tcn kernel size (odd); block i has dilation 2**i
-    modality_dropout: float = 0.0  # training: drop a whole feature set per clip with this probability
+ModelConfig = TMFSettings  # tmf.toml [model]: the one list of the TMF's settings (models.tmf_arch)
 
 
 @dataclass(frozen=True)
@@ -96,28 +88,6 @@ def video_data(prep, videos: tuple[str, ...], stores: dict, task_name: str) -> l
     return out
 
 
-def predict(model, data: list, cfg: TMFConfig, device) -> list[np.ndarray]:
-    """Per-video activated predictions [n, C] (clips of ``eval_stride``, overlaps averaged)."""
-    import torch
-
-    from abawkit.data.clips import ClipDataset, average_clips, collate
-    from abawkit.losses import activate
-
-    ds = ClipDataset(data, cfg.clips.length, cfg.clips.eval_stride)
-    outs = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(ds), 64):
-            b = collate([ds[j] for j in range(i, min(i + 64, len(ds)))])
-            outs.append(activate(cfg.task, model(b["x"].to(device), b["pad"].to(device)).float()).cpu().numpy())
-    model.train(was_training)
-    preds = np.concatenate(outs) if outs else np.zeros((0, cfg.clips.length, 1))
-    index = np.array([v for v, _ in ds.index])
-    starts = np.array([s for _, s in ds.index])
-    return [average_clips(len(vd), starts[index == v], preds[index == v]) for v, vd in enumerate(data)]
-
-
 def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.ndarray]]:
     """Official metric on the labelled frames of ``data`` and the per-video predictions."""
     from abawkit.metrics import score
@@ -131,19 +101,17 @@ def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.n
 
 
 def build_model(cfg: TMFConfig, in_dim: int, parts: tuple[int, ...] = ()):
-    """The TMF model of ``cfg.model``; ``parts`` are the feature sets' widths (for modality dropout)."""
-    from abawkit.labels import task
-    from abawkit.models.tmf import TEMPORAL, TMF, TMFArch
+    """A new TMF of ``cfg.model`` for clips of ``cfg.clips.length``; ``parts``: the feature sets' widths."""
+    from abawkit.inference.tmf import build_tmf  # torch: lazy, so planning (`abaw status`) loads none
 
-    m = cfg.model
-    if m.temporal not in TEMPORAL:
-        raise AbawError(f"model.temporal must be one of {', '.join(TEMPORAL)}, got {m.temporal!r}")
-    if not 0.0 <= m.modality_dropout < 1.0 or (m.temporal == "tcn" and m.kernel % 2 == 0):
-        raise AbawError(f"model: need 0 <= modality_dropout < 1 and an odd tcn kernel, got "
-                        f"{m.modality_dropout} and {m.kernel}")
-    arch = TMFArch(in_dim, task(cfg.task).n_outputs, m.d_model, m.layers, m.heads, m.ff_mult, m.dropout,
-                   cfg.clips.length, m.positions, m.temporal, m.kernel, m.modality_dropout, tuple(parts))
-    return TMF(arch)
+    return build_tmf(cfg.model, cfg.task, in_dim, cfg.clips.length, parts)
+
+
+def predict(model, data: list, cfg: TMFConfig, device) -> list[np.ndarray]:
+    """Per-video activated predictions [n, C] (``inference.tmf.predict_clips`` at ``cfg.clips.eval_stride``)."""
+    from abawkit.inference.tmf import predict_clips  # torch: lazy, as above
+
+    return predict_clips(model, data, cfg.task, cfg.clips.eval_stride, device)
 
 
 def write_split_predictions(run, name: str, data: list, preds: list[np.ndarray], cfg: TMFConfig, split: str) -> None:
@@ -169,6 +137,7 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
     from abawkit.data.tables import fold_videos, load_prep
     from abawkit.labels import task
     from abawkit.losses import class_weights, task_loss
+    from abawkit.models.checkpoints import save_tmf
     from abawkit.workspace.stage import stage
 
     workdir = Path(workdir)
@@ -210,8 +179,8 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
             return {"score": result["score"]}
 
         def on_best(m, record):
-            engine.save_state(st.path("best.pt"), {"model": m.state_dict(), "arch": vars(m.arch),
-                                                   "features": list(stores), "record": engine.plain(record)})
+            save_tmf(st.path("best.pt"), m, list(stores), task=cfg.task, fold=cfg.fold,
+                     eval_stride=cfg.clips.eval_stride, record=engine.plain(record))
 
         train_ds = ClipDataset(train_data, cfg.clips.length, cfg.clips.stride)
         fit = engine.fit(model, loss_fn, train_ds, cfg.train, seed=cfg.seed, eval_fn=eval_fn, on_best=on_best,

@@ -1,0 +1,81 @@
+"""The extractor that made a feature store (``features/<name>``), re-run on one clip's crops or audio.
+
+Reads the store's ``store.json`` (settings, precision) and ``manifest.json`` (the checkpoint it was
+extracted from: recorded workspace-relative or absolute, ``workspace.layout.resolve``), and that checkpoint.
+``load_vision_encoder`` is also the extract stage's loader. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from abawkit.errors import AbawError
+from abawkit.features.audio import extract_frames
+from abawkit.features.registry import settings_from_store
+from abawkit.features.store import INFO, extraction_precision
+from abawkit.features.vision import check_pooling
+from abawkit.inference.clip import Clip
+from abawkit.inference.models import Models, stage_dir
+from abawkit.io import read_json
+from abawkit.models.backbone_files import open_encoder
+from abawkit.workspace import layout
+from abawkit.workspace.stage import MANIFEST
+
+
+def load_vision_encoder(path: Path, arch_name: str = "", img_size: int = 0):
+    """Encoder module (pooled through ``models.backbones.embed``), its arch and its own pooling (or None).
+
+    Any format ``models.backbone_files.open_encoder`` reads: ours (pre-trained or fine-tuned), MAE / timm /
+    HF ViTMAE, DINOv2, CLIP / OpenCLIP, timm names (EVA-02, ConvNeXt) via ``arch_name``.
+    """
+    encoder, arch, _, own_pool = open_encoder(path, arch_name, img_size)
+    return encoder.eval(), arch, own_pool
+
+
+def read_store(workdir: Path, store_name: str) -> tuple[Path, dict, dict]:
+    """(folder, store.json, manifest.json) of the finished store ``features/<store_name>``."""
+    d = stage_dir(workdir, layout.features(store_name))
+    return d, read_json(d / INFO), read_json(d / MANIFEST)
+
+
+def store_checkpoint(workdir: Path, manifest: dict) -> Path | None:
+    """The checkpoint a store was extracted from (a file or a folder), resolved; None when it had none."""
+    rec = (manifest.get("inputs") or {}).get("checkpoint") or {}
+    return layout.resolve(workdir, rec["path"]) if rec.get("path") else None
+
+
+def is_audio_store(workdir: Path, store_name: str) -> bool:
+    d, info, _ = read_store(workdir, store_name)
+    return settings_from_store(info, d / INFO)[0].kind == "audio"
+
+
+def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray:
+    """Re-run the vision extractor that made ``features/<store_name>`` (its recorded typed settings) on the
+    face crops: [P, dim]."""
+    d, info, manifest = read_store(models.workdir, store_name)
+    entry, s = settings_from_store(info, d / INFO)
+    ckpt = store_checkpoint(models.workdir, manifest)
+    if ckpt is None or not ckpt.exists():  # a file, or a downloaded folder (transformers, timm hub)
+        raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
+    s = dataclasses.replace(s, precision=extraction_precision(info, d / INFO))  # older stores: fp32
+    ext = models.cached(("enc", str(ckpt), s), lambda: entry.build(s, ckpt, models.device))
+    check_pooling(ext.encoder, s, d / INFO)
+    t0 = time.perf_counter()
+    out = ext.encode(crops, models.cfg.batch_size, workers=0)
+    models.clock["encode"] = models.clock.get("encode", 0.0) + time.perf_counter() - t0
+    return out
+
+
+def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
+    """Re-run the audio extractor that made ``features/<store_name>`` (its recorded settings, ``chunk_s``
+    included) at the clip's frame times: [n, dim + 1]."""
+    d, info, manifest = read_store(models.workdir, store_name)
+    entry, s = settings_from_store(info, d / INFO)
+    ckpt = store_checkpoint(models.workdir, manifest)
+    extraction_precision(info, d / INFO, supported=("fp32",))  # audio extractors run in fp32
+    ext = models.cached(("audio", store_name), lambda: entry.build(s, ckpt, models.device))
+    return extract_frames(ext, clip.wav, clip.n_frames, clip.fps, clip.times).astype(np.float32)
