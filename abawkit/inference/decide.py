@@ -12,17 +12,16 @@ import numpy as np
 import pandas as pd
 
 from abawkit import postprocess as pp
+from abawkit.frames import nearest
 from abawkit.io import read_json
 from abawkit.labels import AU_NAMES, EXPR_NAMES, VA_NAMES, task
 from abawkit.workspace import layout
 
 
 def nearest_index(n: int, frames: np.ndarray) -> np.ndarray:
-    """For each of ``n`` frames, the position in ``frames`` (sorted, non-empty) of the nearest one (ties -> earlier)."""
-    pos = np.clip(np.searchsorted(frames, np.arange(n)), 0, len(frames) - 1)
-    prev = np.clip(pos - 1, 0, len(frames) - 1)
-    use_prev = np.abs(np.arange(n) - frames[prev]) <= np.abs(frames[pos] - np.arange(n))
-    return np.where(use_prev, prev, pos)
+    """For each of ``n`` frames, the position in ``frames`` (sorted, non-empty) of the nearest one (ties -> earlier):
+    ``frames.nearest``, the one nearest-frame rule, over every frame of the clip."""
+    return nearest(frames, np.arange(n))
 
 
 def policy_path(workdir: Path, task_name: str) -> Path:

@@ -41,10 +41,22 @@ from abawkit.inference.values import face_values
 from abawkit.io import atomic_path, read_json, write_text
 from abawkit.labels import AU_NAMES, EXPR_NAMES
 from abawkit.labels import task as task_spec
+from abawkit.release.annotations import half_of
 from abawkit.video.align import check_align
 from abawkit.video.decode import decode_break
-from abawkit.video.facetrack import TrackSettings, check_faces_mode, cut_faces, find_faces
-from abawkit.video.media import VIDEO_EXTS, FaceDetector, extract_audio, probe_video, write_crop
+from abawkit.video.facetrack import (
+    TrackSettings,
+    check_faces_mode,
+    cut_faces,
+    find_faces,
+)
+from abawkit.video.media import (
+    VIDEO_EXTS,
+    FaceDetector,
+    extract_audio,
+    probe_video,
+    write_crop,
+)
 from abawkit.workspace import layout
 from abawkit.workspace.fingerprints import config_hash, sha256_file
 from abawkit.workspace.stage import MANIFEST, StageDone, stage
@@ -98,7 +110,7 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: boo
     s = TrackSettings(cfg.detect_every, cfg.detect_size, cfg.max_gap, cfg.min_score, align=cfg.align, faces=cfg.faces)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
-    scan, rows = find_faces(video, detector, s, _half(video), clock)
+    scan, rows = find_faces(video, detector, s, half_of(video.stem), clock)
     if (stopped := decode_break(video, scan.times)) and strict:
         raise AbawError(stopped, code=1)
     if stopped:
@@ -121,11 +133,6 @@ def prepare(video: Path, folder: Path, cfg: PredictConfig, detector, strict: boo
     console.print(f"{video.name}: {scan.n_frames} frames ({fps:.2f} fps), {info.width}x{info.height}; "
                   f"a face in {n_face}/{scan.n_frames} frames", highlight=False)
     return Clip(video, scan.times, fps, rows.frame, rows.face_id, crops, wav if has_audio else None, clock, stopped)
-
-
-def _half(video: Path) -> str | None:
-    """``_left`` / ``_right`` names (two people side by side, as in Aff-Wild2): detect in that half only."""
-    return "left" if video.stem.endswith("_left") else "right" if video.stem.endswith("_right") else None
 
 
 def _crop_name(k: int, face_id: int, faces: str) -> str:
