@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from abawkit.errors import AbawError
+from abawkit.workspace import identity as ident
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,8 @@ def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | N
         console.print(f"wrote {out} ({len(ens.df)} frames)")
         return out
     key = EnsembleRun(cfg, hashes)
-    with stage(workdir, f"ensemble/{ens.task.name}", key, seed=cfg.seed, force=force) as run_:
-        for i, p in enumerate(preds):
-            run_.add_input(f"pred{i}", p)
+    inputs = {f"pred{i}": ident.file(p) for i, p in enumerate(preds)}
+    with stage(workdir, f"ensemble/{ens.task.name}", key, seed=cfg.seed, force=force, inputs=inputs) as run_:
         write_predictions(run_.add_output(f"{ens.split}.parquet"), ens)
         run_.metrics = {"n_files": len(preds), "weights": shown, "frames": len(ens.df)}
         path = run_.final_dir / f"{ens.split}.parquet"

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from abawkit.devices import resolve_precision
 from abawkit.errors import AbawError
+from abawkit.workspace import identity as ident
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,10 @@ def _run(workdir: Path, name: str, ckpt: Path | None, settings: dict, device_nam
         if not old.matches(key):
             force = True  # the checkpoint or a setting changed: the cached features are stale
     info = distributed.info()
-    with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main) as run:
-        run.add_input("prep", prep.dir / "frames.parquet")
-        if ckpt is not None:
-            run.add_input("checkpoint", ckpt, content=True)  # `abaw predict` re-runs the same extractor from here
+    inputs = {"prep": ident.upstream(PREP)}  # and the checkpoint, resolved: `abaw predict` re-runs the extractor from it
+    inputs.update({"checkpoint": ident.checkpoint(ckpt)} if ckpt is not None else {})
+    with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main,
+               inputs=inputs) as run:
         store = FeatureStore(run.dir)
         videos = sorted(prep.videos["video"])
         mine = videos[info.rank::info.world]

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from abawkit.engine import TrainConfig
+from abawkit.workspace import identity as ident
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,20 @@ class FinetuneConfig:
 
 def stage_name(cfg: FinetuneConfig) -> str:
     return f"finetune/{cfg.task}/fold{cfg.fold}" + (f"-{cfg.tag}" if cfg.tag else "")
+
+
+def inputs(workdir: Path, cfg: FinetuneConfig) -> dict[str, ident.Input]:
+    """What a fine-tuning reads: prep (its folds too) and the initial checkpoint, by content."""
+    from abawkit.workspace.stage import load_stage
+
+    found = {"prep": ident.upstream(PREP)}
+    if (Path(workdir) / PREP / "splits.parquet").exists():
+        found["splits"] = ident.file(Path(workdir) / PREP / "splits.parquet")
+    if cfg.init == "pretrain":
+        found["init"] = ident.checkpoint(Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt")
+    elif cfg.init != "scratch":
+        found["init"] = ident.checkpoint(cfg.init)
+    return found
 
 
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
@@ -126,14 +142,13 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
     workdir = Path(workdir)
     spec = task(cfg.task)
     info, device = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
-    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
+    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main,
+               inputs=inputs(workdir, cfg)) as st:
         seed_everything(cfg.seed)
         model, ckpt, report = build_model(workdir, cfg)
         if ckpt is not None:
-            st.add_input("init", ckpt, content=True)
             st.log("init", checkpoint=str(ckpt), format=report.format, ignored=len(report.ignored), resized=report.resized)
         data = _datasets(workdir, cfg, model.arch.img_size)
-        st.add_input("frames", data["prep"].dir / "frames.parquet")
         last = st.dir / "last.pt"
         if not resume and info.is_main:
             last.unlink(missing_ok=True)

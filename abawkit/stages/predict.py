@@ -198,7 +198,7 @@ def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray
 
     d, info, manifest = _store(models.workdir, store_name)
     s = info["settings"]
-    ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
+    ckpt = _recorded_checkpoint(models.workdir, manifest)
     if not ckpt or not Path(ckpt).exists():  # a file, or a downloaded folder (transformers, timm hub)
         raise AbawError(f"{d}/{MANIFEST}: no encoder checkpoint recorded; re-run `abaw extract vision --force`")
     arch_name, img_size = s.get("arch", ""), int(s["img_size"])
@@ -216,6 +216,14 @@ def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray
     return out
 
 
+def _recorded_checkpoint(workdir: Path, manifest: dict) -> str | None:
+    """The checkpoint a store was extracted from, as recorded (workspace-relative paths are inside ``workdir``)."""
+    from abawkit.workspace.identity import input_path
+
+    rec = manifest["inputs"].get("checkpoint")
+    return str(input_path(workdir, rec)) if rec and rec.get("path") else None
+
+
 def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     """Re-run the audio extractor that made ``features/<store_name>`` at the clip's frame times: [n, dim + 1]."""
     from abawkit.features.audio import build_audio_extractor, extract_frames
@@ -223,7 +231,7 @@ def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
 
     d, info, manifest = _store(models.workdir, store_name)
     s = info["settings"]
-    ckpt = manifest["inputs"].get("checkpoint", {}).get("path")
+    ckpt = _recorded_checkpoint(models.workdir, manifest)
     extraction_precision(info, d / "store.json", supported=("fp32",))  # audio extractors run in fp32
     layer = -1 if s.get("layer") is None else int(s["layer"])  # 0 (the embeddings) is a layer too
     ext = models.cached(("audio", store_name), lambda: build_audio_extractor(

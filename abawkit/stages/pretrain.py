@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from abawkit.engine import TrainConfig
+from abawkit.workspace import identity as ident
+from abawkit.workspace.layout import PREP
 
 STAGE = "pretrain"
 
@@ -126,8 +128,8 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     workdir = Path(workdir)
     info, _ = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
     paths, source = image_paths(workdir, cfg.data, cfg.seed)
-    with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
-        st.add_input("images", source)
+    images = {"images": ident.data(source)} if cfg.data.images else {"prep": ident.upstream(PREP)}
+    with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main, inputs=images) as st:
         last = st.dir / "last.pt"
         if not resume and info.is_main:
             last.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ import numpy as np
 
 from abawkit.engine import TrainConfig
 from abawkit.errors import AbawError
+from abawkit.workspace import identity as ident
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,12 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
     if not train_data or not val_data:
         raise AbawError(f"{spec.name} fold {cfg.fold}: no training or validation videos")
     info = distributed.info()
+    inputs = {"prep": ident.upstream(PREP), **{f"features/{name}": ident.upstream(ident.recorded_path(workdir, s.root))
+                                              for name, s in stores.items()}}
+    if (prep.dir / "splits.parquet").exists():
+        inputs["splits"] = ident.file(prep.dir / "splits.parquet")
     with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force,
-               main_process=info.is_main) as st:
-        for name, store in stores.items():
-            st.add_input(f"features/{name}", store.root / "store.json")
+               main_process=info.is_main, inputs=inputs) as st:
         if not resume and info.is_main:
             st.path("last.pt").unlink(missing_ok=True)
         torch.manual_seed(cfg.seed)
