@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from abawkit.errors import AbawError
-from abawkit.files import folder_key, hidden
+from abawkit.files import hidden
 from abawkit.io import atomic_path
 from abawkit.workspace.fingerprints import IMAGE_SUFFIXES, RACY_NS, hash_cache_dir, sha256_file
 
@@ -60,10 +60,13 @@ def listing(root: str | Path) -> Listing:
     cache = _read_cache(cache_file)
     fresh: dict[str, Any] = {}
     h, files = hashlib.sha256(), {}
-    stack, seen, now = [(root, "")], {folder_key(root)}, time.time_ns()
+    stack, seen, now = [(root, "")], set(), time.time_ns()
     while stack:
         dirpath, rel = stack.pop()
-        st = os.stat(dirpath)
+        st = os.stat(dirpath)  # follows a link: each folder once (a link cycle ends), one stat per folder
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
         old = cache.get(rel)
         if old and old["mtime_ns"] == st.st_mtime_ns and old["ino"] == [st.st_dev, st.st_ino]:
             entry = _refresh(dirpath, old, now)
@@ -76,11 +79,7 @@ def listing(root: str | Path) -> Listing:
         for name, rec in entry["files"].items():
             files[f"{rel}/{name}" if rel else name] = rec[3]
             h.update(f"{name}\0{rec[3]}\n".encode())
-        for d in reversed(entry["dirs"]):
-            path = os.path.join(dirpath, d)
-            if (key := folder_key(path)) not in seen:
-                seen.add(key)
-                stack.append((path, f"{rel}/{d}" if rel else d))
+        stack.extend((os.path.join(dirpath, d), f"{rel}/{d}" if rel else d) for d in reversed(entry["dirs"]))
     if fresh != cache:
         _write_cache(cache_file, fresh)
     return Listing(h.hexdigest(), files)

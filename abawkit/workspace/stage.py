@@ -238,7 +238,9 @@ def _say(line: str) -> None:
 
 @contextlib.contextmanager
 def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[StageRun]:
-    """``with stage(...) as run:`` — finish on success, clean up on a user error.
+    """``with stage(workdir, name, cfg, inputs={...}, kind=..., version=...) as run:`` — finish on success,
+    clean up on a user error. ``inputs``: name -> ``identity.file / checkpoint / data / upstream(...)``,
+    declared before the stage opens (see ``open_stage``).
 
     The stage's lock (``stage_lock``) is held from before anything is touched until the end, so a
     second run of the same stage stops with one line instead of writing into the same ``.partial``.
