@@ -239,13 +239,20 @@ def test_an_older_workspace_is_migrated_once_with_one_line(tmp_path, capsys):
     assert st["tmf/va/fold0"].state == "stale"
 
 
-def test_a_stage_run_by_hand_migrates_its_own_output(tmp_path, capsys):
+def test_a_stage_run_by_hand_migrates_its_own_output_and_its_upstream(tmp_path, capsys):
     ws, rel, _ = _old_workspace(tmp_path)
     capsys.readouterr()
+    with pytest.raises(StageDone):  # tmf declares prep: prep is migrated first, then tmf
+        with stage(ws, "tmf/va/fold0", C(), inputs={"prep": ident.upstream("prep")}):
+            pass
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count(f"migrated {ws}: recorded identities for 1 outputs") == 2, out
+    prep = json.loads((ws / "prep/manifest.json").read_text())
+    tmf = json.loads((ws / "tmf/va/fold0/manifest.json").read_text())
+    assert tmf["inputs"]["prep"]["id"] == prep["identity"]
     with pytest.raises(StageDone):
         run_prep(ws, rel)
-    assert f"migrated {ws}: recorded identities for 1 outputs" in " ".join(capsys.readouterr().out.split())
-    assert "identity" in json.loads((ws / "prep/manifest.json").read_text())
+    assert "migrated" not in capsys.readouterr().out
 
 
 def test_plan_reason_is_the_first_change(tmp_path):

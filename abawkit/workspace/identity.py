@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json
 from abawkit.workspace.fingerprints import content_sha256, sha256_file
@@ -99,14 +100,15 @@ def input_path(workdir: str | Path, record: Mapping[str, Any] | str) -> Path:
 
 
 def stage_id(workdir: str | Path, name: str) -> str:
-    """The identity recorded by upstream stage ``name``; an error if it has none (not finished, or unmigrated)."""
+    """The identity recorded by upstream stage ``name`` (migrated first if written before identities); an
+    error if it is not finished."""
     path = Path(workdir) / name / MANIFEST
     if not path.exists():
         raise AbawError(f"{path.parent} not found or unfinished")
     ident = read_json(path).get("identity")
-    if not ident:
-        raise AbawError(f"{path} records no identity (a workspace of an older abawkit): run `abaw status -w {workdir}`"
-                        " once to record its identities")
+    if not ident:  # written by an older abawkit: migrated on first use, and said
+        ident = migrate_manifest(workdir, path)["identity"]
+        console.print(f"migrated {workdir}: recorded identities for 1 outputs", markup=False, soft_wrap=True)
     return ident
 
 
