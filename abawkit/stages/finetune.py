@@ -67,7 +67,7 @@ def inputs(workdir: Path, cfg: FinetuneConfig) -> dict[str, ident.Input]:
         found["splits"] = ident.file(Path(workdir) / PREP / "splits.parquet")
     if cfg.init == "pretrain":
         found["init"] = ident.checkpoint(Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt")
-    elif cfg.init != "scratch":
+    elif cfg.init != "scratch" and Path(cfg.init).exists():  # a missing one: build_model says so
         found["init"] = ident.checkpoint(cfg.init)
     return found
 
