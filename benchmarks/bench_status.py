@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -106,14 +107,16 @@ def make_workspace(workdir: Path, release: Path, ckpt_mb: int) -> list[pl.Job]:
     return jobs
 
 
-def status(workdir: Path, env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def status(workdir: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds (user + system), output) of one ``abaw status``: the CPU seconds do not
+    grow with the machine's other load."""
+    t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run([sys.executable, "-m", "abawkit.cli", "status", "-w", str(workdir)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    took = time.perf_counter() - t0
+    took, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         raise SystemExit(f"abaw status failed:\n{res.stdout}")
-    return took, res.stdout
+    return took, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), res.stdout
 
 
 def scale(crops: int, folders: int, root: Path) -> tuple[int, int]:
@@ -155,13 +158,14 @@ def main() -> None:
         print(f"workspace: {len(jobs)} jobs written in {time.time() - t0:.0f} s", flush=True)
     time.sleep(2.5)  # past the listing cache's racy window (folders younger than 2 s are not cached)
     shutil.rmtree(cache, ignore_errors=True)
-    cold, out = status(workdir, env)
-    warm, out2 = status(workdir, env)
-    print(out2.splitlines()[-1] if out2.strip() else "")
-    print(f"release: {crops} crops in {folders} folders; plan: {len(pl.load_plan(workdir))} jobs")
-    print(f"abaw status cold (caches empty): {cold:.2f} s")
-    print(f"abaw status warm:                {warm:.2f} s")
-    print(f"cold / warm: {cold / warm:.1f}x")
+    cold, cold_cpu, _ = status(workdir, env)
+    warm, warm_cpu, out = status(workdir, env)
+    print(out.splitlines()[-1] if out.strip() else "")
+    print(f"release: {crops} crops in {folders} folders; plan: {len(pl.load_plan(workdir))} jobs; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"abaw status cold (caches empty): {cold:.2f} s wall, {cold_cpu:.2f} s CPU")
+    print(f"abaw status warm:                {warm:.2f} s wall, {warm_cpu:.2f} s CPU")
+    print(f"cold / warm: {cold / warm:.1f}x wall, {cold_cpu / warm_cpu:.1f}x CPU")
 
 
 if __name__ == "__main__":

@@ -185,9 +185,11 @@ def open_stage(
             raise StageDone(run.final_dir)
         why = ident.changes(workdir, old, version=version)
         if not why and old.get("migrated"):  # migrated by `abaw status` without this declaration: record it
-            _record(run, manifest, old)
+            if main_process:
+                _record(run, manifest, old)
             raise StageDone(run.final_dir)
-        _say(f"{name}: {(why or ['inputs changed'])[0]}; redoing it")
+        if main_process:
+            _say(f"{name}: {(why or ['inputs changed'])[0]}; redoing it")
         redoing = True
     if not main_process:
         return run
