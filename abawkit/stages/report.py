@@ -15,6 +15,7 @@ from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import read_json
 from abawkit.report import Report, Timeline, bar_chart, render, timeline_chart
+from abawkit.workspace.identity import input_path
 from abawkit.workspace.stage import MANIFEST
 
 
@@ -61,7 +62,7 @@ def timeline(workdir: Path, task_name: str, n_videos: int = 2) -> list[Timeline]
     spec = task(task_name)
     sdir = workdir / "smooth" / task_name
     man = read_json(sdir / MANIFEST)
-    pred = read_predictions(man["inputs"]["pred0"]["path"], task_name)
+    pred = read_predictions(input_path(workdir, man["inputs"]["pred0"]), task_name)  # workspace-relative when inside
     policy = read_json(sdir / "policy.json")
     frames = load_prep(workdir).frames
     lines = []
