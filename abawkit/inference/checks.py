@@ -6,9 +6,8 @@ anything is loaded, each link is checked against what the downstream side record
 TMF recorded). A mismatch stops with one line naming the stage to redo. The identities of everything
 loaded are recorded in the prediction's manifest, so a retrained model makes the next prediction redo.
 
-An identity is the manifest's ``identity`` when recorded; workspaces made before identities get a
-stand-in that changes whenever the output is redone: a store's ``store.json`` sha256 (what a TMF
-recorded of it), a model's recorded ``best.pt`` sha256, else the manifest's own sha256.
+An identity is the one the stage's manifest records (``workspace.identity``); a TMF trained before
+identities recorded its stores by their ``store.json`` content, which is compared instead.
 Reads manifests, ``store.json`` and the checkpoints' bytes (sha256, cached). Writes nothing.
 """
 
@@ -23,6 +22,7 @@ from abawkit.inference.decide import policy_path
 from abawkit.inference.extractors import read_store, store_checkpoint
 from abawkit.inference.models import Models, stage_dir, stage_hint
 from abawkit.io import read_json
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
 from abawkit.workspace.fingerprints import content_sha256, sha256_file
 from abawkit.workspace.stage import MANIFEST
@@ -31,14 +31,10 @@ FEATURES = layout.features("")  # "features/": the prefix of a store's input nam
 
 
 def stage_identity(workdir: Path, name: str) -> str:
-    """The identity of the finished stage ``name`` (see the module docstring for older workspaces)."""
-    d = stage_dir(workdir, name)
-    manifest = read_json(d / MANIFEST)
-    if manifest.get("identity"):
-        return str(manifest["identity"])
-    if name.startswith(FEATURES) and (d / INFO).is_file():
-        return sha256_file(d / INFO)
-    return str((manifest.get("outputs") or {}).get("best.pt") or sha256_file(d / MANIFEST))
+    """The identity of the finished stage ``name``: ``workspace.identity.stage_id`` (an output written before
+    identities is migrated first, with one line)."""
+    stage_dir(workdir, name)  # a missing stage: one line naming the command that makes it
+    return ident.stage_id(workdir, name)
 
 
 def recorded_id(rec: dict) -> str | None:
@@ -112,6 +108,7 @@ def model_inputs(models: Models, tasks: tuple[str, ...], smooth: bool) -> dict[s
     return out
 
 
-def changed_models(recorded: dict[str, dict], now: dict[str, dict]) -> list[str]:
-    """Names of the models whose identity differs from the one a prediction recorded (or that it did not use)."""
-    return [n for n, rec in now.items() if recorded_id(recorded.get(n) or {}) != rec["id"]]
+def declared(workdir: Path, used: dict[str, dict]) -> dict[str, ident.Input]:
+    """The models' records as a stage's input declarations (stages by identity, a policy file by content)."""
+    return {n: ident.upstream(n) if rec["kind"] == "stage" else ident.file(layout.path(workdir, rec["path"]))
+            for n, rec in used.items()}

@@ -1,7 +1,7 @@
 """The extractor that made a feature store (``features/<name>``), re-run on one clip's crops or audio.
 
 Reads the store's ``store.json`` (settings, precision) and ``manifest.json`` (the checkpoint it was
-extracted from: recorded workspace-relative or absolute, ``workspace.layout.resolve``), and that checkpoint.
+extracted from: recorded workspace-relative or absolute, ``workspace.identity.input_path``), and that checkpoint.
 ``load_vision_encoder`` is also the extract stage's loader. Writes nothing.
 """
 
@@ -23,6 +23,7 @@ from abawkit.inference.models import Models, stage_dir
 from abawkit.io import read_json
 from abawkit.models.backbone_files import open_encoder
 from abawkit.workspace import layout
+from abawkit.workspace.identity import input_path
 from abawkit.workspace.stage import MANIFEST
 
 
@@ -45,7 +46,7 @@ def read_store(workdir: Path, store_name: str) -> tuple[Path, dict, dict]:
 def store_checkpoint(workdir: Path, manifest: dict) -> Path | None:
     """The checkpoint a store was extracted from (a file or a folder), resolved; None when it had none."""
     rec = (manifest.get("inputs") or {}).get("checkpoint") or {}
-    return layout.resolve(workdir, rec["path"]) if rec.get("path") else None
+    return input_path(workdir, rec) if rec.get("path") else None
 
 
 def is_audio_store(workdir: Path, store_name: str) -> bool:

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from abawkit.console import console, table
 from abawkit.errors import AbawError
-from abawkit.run import plan as pl, slurm
+from abawkit.run import plan as pl
+from abawkit.run import slurm
 from abawkit.run.build import RunConfig, RunInputs, build
 from abawkit.run.local import execute, slots, threads_per_job
 from abawkit.run.plan import Job

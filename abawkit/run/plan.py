@@ -10,9 +10,12 @@ Each launch records in ``<workdir>/run/jobs.json`` the job's command line and co
 then its exit code. States, recomputed at any time (so ``abaw status`` works while a run is going):
 
 - ``done``: its last run exited 0, with the command line and config hash it would have now, its
-  marker exists, and every job it depends on is done and finished no later;
+  marker exists, its stage's identity has not changed (``workspace.identity.changes`` on its manifest: every
+  input recomputed now), and every job it depends on is done and finished no later;
 - ``stale``: finished once, but not ``done``: ``reason`` says why ("config changed", "command
-  changed", "input redone: X", "input X stale", "no record of a run that succeeded");
+  changed", the first line of ``identity.changes``: "input changed: checkpoints/hubert (checkpoint)",
+  "labels changed: VA_Estimation_Challenge/Train_Set/x.txt", "input redone: X"; "input X stale",
+  "no record of a run that succeeded");
 - ``running`` / ``queued``: its stage lock or the local scheduler's job lock is held by a live
   process, or its SLURM job is running / waiting (``live``);
 - ``failed``: its last run exited non-zero or ended without an exit code (log in ``run/logs/``),
@@ -21,7 +24,8 @@ then its exit code. States, recomputed at any time (so ``abaw status`` works whi
 - ``pending``: not finished (never started, or interrupted: its stage resumes from ``.partial``).
 
 Reads ``jobs.json`` (per job: state, command, config hash, exit code, device or SLURM id, wall time,
-log), written by the launchers in ``run/local.py`` and ``run/slurm.py``; writes nothing itself except through ``write_record``.
+log), written by the launchers in ``run/local.py`` and ``run/slurm.py``, and the stages' manifests; writes
+nothing itself except through ``write_record`` and ``migrate`` (identities of a workspace made before them).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from abawkit.config import recipe_file
+from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json
+from abawkit.workspace import identity as ident
 from abawkit.workspace.locks import lock_holder
 from abawkit.workspace.stage import MANIFEST
 
@@ -72,6 +78,20 @@ class Job:
 
 def stage_marker(name: str) -> str:
     return f"{name}/{MANIFEST}"
+
+
+def stage_of(job: Job) -> str:
+    """The stage folder a job writes (its marker is that stage's manifest), "" for a launcher marker."""
+    return job.marker[: -len(MANIFEST) - 1] if job.marker.endswith("/" + MANIFEST) else ""
+
+
+def migrate(workdir: Path, jobs: Sequence[Job]) -> int:
+    """Record the identities of finished stages written before identities existed (computed from what is
+    there now, each planned dependency as a stage input), in plan order; one line says how many."""
+    stages = {j.id: stage_of(j) for j in jobs}
+    outputs = [(stages[j.id], {stages[d]: ident.upstream(stages[d]) for d in j.deps if stages.get(d)})
+               for j in jobs if stages[j.id]]
+    return ident.migrate(workdir, outputs, lambda line: console.print(line, markup=False, soft_wrap=True))
 
 
 def marker_path(workdir: Path, job: Job) -> Path:
@@ -174,6 +194,7 @@ def assess(workdir: Path, jobs: Sequence[Job], record: Mapping[str, dict[str, An
     ``live``: job -> "running" / "queued" for jobs a launcher knows to be alive (SLURM's queue)."""
     record = read_record(workdir) if record is None else record
     live = live or {}
+    migrate(workdir, jobs)
     out: dict[str, State] = {}
     when: dict[str, int | None] = {}
     for job in jobs:
@@ -202,6 +223,8 @@ def _assess_one(workdir: Path, job: Job, rec: dict[str, Any], live: str | None, 
         return State("stale", "command changed")
     if rec.get("config_hash") != now["config_hash"]:
         return State("stale", "config changed")
+    if job.marker.endswith(MANIFEST) and (changed := ident.changes(workdir, read_json(marker_path(workdir, job)))):
+        return State("stale", changed[0])
     for d in job.deps:
         if out[d].state != "done":
             return State("stale", f"input {d} {out[d].state}")

@@ -9,7 +9,8 @@ callables, its own folder of results) would be a second record beside ``run/jobs
 
 Each job's script runs its command, then records what happened as files on the workspace's filesystem:
 ``run/exits/<slurm id>.json`` (exit code and wall time) and, for jobs without a stage manifest, the marker
-``run/done/<job>``; ``plan.py`` reads states from them, so no clock of a compute node is compared.
+``run/done/<job>``; ``plan.py`` reads states from them, so no clock of a compute node is compared, and judges
+"done" by the same identity rule as a stage run by hand (``plan.assess`` -> ``workspace.identity.changes``).
 Every job is requeueable (``--requeue``): a node that fails under it puts it back in the queue under the same
 SLURM id, so its dependants keep waiting for it, and its log is appended to (``--open-mode=append``). An exit
 file an earlier run of a requeued job left is void: each run removes it first, and a pending job is queued.

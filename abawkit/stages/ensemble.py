@@ -17,6 +17,7 @@ from abawkit.errors import AbawError
 from abawkit.labels import TaskSpec
 from abawkit.predictions import read_predictions, write_predictions
 from abawkit.scoring import evaluate_predictions, hash_inputs
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
 from abawkit.workspace.stage import stage
 
@@ -62,9 +63,8 @@ def run(workdir: Path, cfg: EnsembleConfig, preds: Sequence[Path], out: Path | N
         console.print(f"wrote {out} ({len(ens.df)} frames)")
         return out
     key = EnsembleRun(cfg, hashes)
-    with stage(workdir, layout.ensemble(ens.task.name), key, seed=cfg.seed, force=force) as run_:
-        for i, p in enumerate(preds):
-            run_.add_input(f"pred{i}", p)
+    inputs = {f"pred{i}": ident.file(p) for i, p in enumerate(preds)}
+    with stage(workdir, layout.ensemble(ens.task.name), key, seed=cfg.seed, force=force, inputs=inputs) as run_:
         write_predictions(run_.add_output(f"{ens.split}.parquet"), ens)
         run_.metrics = {"n_files": len(preds), "weights": shown, "frames": len(ens.df)}
         path = run_.final_dir / f"{ens.split}.parquet"

@@ -19,7 +19,9 @@ from typing import Any, Callable
 from abawkit.devices import resolve_precision
 from abawkit.errors import AbawError
 from abawkit.features import registry
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -73,18 +75,19 @@ def vision_source(workdir: Path, cfg: VisionConfig) -> tuple[str, Path]:
         return cfg.name or "mae", path
     from abawkit.workspace.stage import load_stage
 
-    stage = f"finetune/{cfg.task}/fold{cfg.fold}"
-    manifest = load_stage(workdir, stage, hint=f"abaw finetune --task {cfg.task} --fold {cfg.fold}")
-    default = f"mae-{cfg.task}" if cfg.fold == 0 else f"mae-{cfg.task}-fold{cfg.fold}"
-    return cfg.name or default, Path(manifest["dir"]) / "best.pt"
+    manifest = load_stage(workdir, layout.finetune(cfg.task, cfg.fold),
+                          hint=f"abaw finetune --task {cfg.task} --fold {cfg.fold}")
+    return cfg.name or layout.vision_store(cfg.task, cfg.fold), Path(manifest["dir"]) / "best.pt"
 
 
 def run_vision(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
     """Extract vision features for every video of the prep workspace."""
     from abawkit.data.augment import MEAN, STD
     from abawkit.features.vision import VisionExtractor
+    from abawkit.inference.extractors import (
+        load_vision_encoder,  # torch: lazy, as every import of this stage
+    )
     from abawkit.models.backbones import POOLS, default_pool, pooling_key
-    from abawkit.inference.extractors import load_vision_encoder  # torch: lazy, as every import of this stage
 
     workdir = Path(workdir)
     v = cfg.vision
@@ -167,15 +170,14 @@ def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None,
 
         torch.set_num_threads(threads)
     with contextlib.suppress(AbawError):
-        old = FeatureStore(Path(load_stage(workdir, f"features/{name}")["dir"]))
+        old = FeatureStore(Path(load_stage(workdir, layout.features(name))["dir"]))
         if not old.matches(key):
             force = True  # the checkpoint or a setting changed: the cached features are stale
     info = distributed.info()
-    with stage(workdir, f"features/{name}", ExtractorKey(**key), force=force, main_process=info.is_main) as run:
-        run.add_input("prep", prep.dir / "frames.parquet")
-        if ckpt is not None:
-            run.add_input("checkpoint", ckpt, content=True)  # `abaw predict` re-runs the same extractor from here
-            run.inputs["checkpoint"]["path"] = layout.recorded(workdir, ckpt)  # never as typed (contract)
+    inputs = {"prep": ident.upstream(PREP)}  # and the checkpoint, resolved: `abaw predict` re-runs the extractor from it
+    inputs.update({"checkpoint": ident.checkpoint(ckpt)} if ckpt is not None else {})
+    with stage(workdir, layout.features(name), ExtractorKey(**key), force=force, main_process=info.is_main,
+               inputs=inputs) as run:
         store = FeatureStore(run.dir)
         videos = sorted(prep.videos["video"])
         mine = videos[info.rank::info.world]
@@ -191,7 +193,7 @@ def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None,
             store.write_info({**key, "device": device.type}, dim, flags)
             run.add_output("store.json")
         run.metrics = {"videos": len(videos), "dim": dim, "missing_audio": sum(1 for f in flags.values() if f)}
-    console.print(f"features/{name}: {len(videos)} videos, dim {dim}")
+    console.print(f"{layout.features(name)}: {len(videos)} videos, dim {dim}")
     return run.metrics
 
 

@@ -20,7 +20,13 @@ import numpy as np
 
 from abawkit import distributed
 from abawkit.data.augment import BatchAugment
-from abawkit.data.faces import FaceCrops, collate_faces, eval_loader, prep_rows, task_labels
+from abawkit.data.faces import (
+    FaceCrops,
+    collate_faces,
+    eval_loader,
+    prep_rows,
+    task_labels,
+)
 from abawkit.data.tables import fold_videos, load_prep
 from abawkit.engine import TrainConfig, fit, seed_everything
 from abawkit.errors import AbawError
@@ -31,7 +37,9 @@ from abawkit.metrics import score
 from abawkit.models.checkpoints import read_checkpoint, save_checkpoint
 from abawkit.models.heads import layer_decay
 from abawkit.predictions import make_predictions, write_predictions
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
+from abawkit.workspace.layout import PREP
 from abawkit.workspace.stage import stage
 
 
@@ -68,6 +76,20 @@ class FinetuneConfig:
 
 def stage_name(cfg: FinetuneConfig) -> str:
     return layout.finetune(cfg.task, cfg.fold, cfg.tag)
+
+
+def inputs(workdir: Path, cfg: FinetuneConfig) -> dict[str, ident.Input]:
+    """What a fine-tuning reads: prep (its folds too) and the initial checkpoint, by content."""
+    from abawkit.workspace.stage import load_stage
+
+    found = {"prep": ident.upstream(PREP)}
+    if (Path(workdir) / PREP / "splits.parquet").exists():
+        found["splits"] = ident.file(Path(workdir) / PREP / "splits.parquet")
+    if cfg.init == "pretrain":
+        found["init"] = ident.checkpoint(Path(load_stage(workdir, "pretrain", hint="abaw pretrain")["dir"]) / "checkpoint.pt")
+    elif cfg.init != "scratch" and Path(cfg.init).exists():  # a missing one: build_model says so
+        found["init"] = ident.checkpoint(cfg.init)
+    return found
 
 
 def build_model(workdir: Path, cfg: FinetuneConfig) -> tuple[Any, Path | None, Any]:
@@ -115,14 +137,13 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
     workdir = Path(workdir)
     spec = task(cfg.task)
     info, device = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
-    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
+    with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force, main_process=info.is_main,
+               inputs=inputs(workdir, cfg)) as st:
         seed_everything(cfg.seed)
         model, ckpt, report = build_model(workdir, cfg)
         if ckpt is not None:
-            st.add_input("init", ckpt, content=True)
             st.log("init", checkpoint=str(ckpt), format=report.format, ignored=len(report.ignored), resized=report.resized)
         data = _datasets(workdir, cfg, model.arch.img_size)
-        st.add_input("frames", data["prep"].dir / "frames.parquet")
         last = st.dir / "last.pt"
         if not resume and info.is_main:
             last.unlink(missing_ok=True)

@@ -21,7 +21,6 @@ gives it the prediction of the nearest frame with that face instead (the ABAW su
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,12 @@ from abawkit.console import console, table
 from abawkit.devices import resolve_device
 from abawkit.errors import AbawError
 from abawkit.files import walk
-from abawkit.inference.checks import changed_models, model_inputs
+from abawkit.inference.checks import declared, model_inputs
 from abawkit.inference.clip import Clip
 from abawkit.inference.decide import nearest_index, smooth_and_decide, task_columns
 from abawkit.inference.models import Models
 from abawkit.inference.values import face_values
-from abawkit.io import atomic_path, read_json, write_text
+from abawkit.io import atomic_path, write_text
 from abawkit.labels import AU_NAMES, EXPR_NAMES
 from abawkit.labels import task as task_spec
 from abawkit.release.annotations import half_of
@@ -57,9 +56,10 @@ from abawkit.video.media import (
     probe_video,
     write_crop,
 )
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
-from abawkit.workspace.fingerprints import config_hash, sha256_file
-from abawkit.workspace.stage import MANIFEST, StageDone, stage
+from abawkit.workspace.fingerprints import sha256_file
+from abawkit.workspace.stage import StageDone, stage
 
 __all__ = ["Clip", "Models", "PredictConfig", "face_values", "nearest_index", "predict_table", "run"]
 
@@ -250,33 +250,15 @@ def run(videos: list[Path] | Path, workdir: Path, cfg: PredictConfig, force: boo
     return written
 
 
-def redo_for_models(workdir: Path, name: str, cfg: PredictConfig, used: dict[str, dict]) -> bool:
-    """Whether the finished prediction ``name`` was made with other models than ``used`` (one line if so).
-
-    A prediction made with another predict config is left to ``stage`` (it asks for ``--force``)."""
-    path = layout.path(workdir, name) / MANIFEST
-    if not path.is_file():
-        return False
-    old = read_json(path)
-    if old.get("config_hash") != config_hash(cfg):
-        return False
-    changed = changed_models(old.get("inputs") or {}, used)
-    if changed:
-        console.print(f"{name}: input redone: {', '.join(changed)}; redoing it", soft_wrap=True, highlight=False)
-    return bool(changed)
-
-
 def run_one(video: Path, models: Models, used: dict[str, dict], detector, force: bool = False,
             strict: bool = False) -> Path:
     """One video -> ``predict/<stem>-<sha256[:8]>/``; returns the CSV path. ``used``: the models' records."""
     cfg, workdir = models.cfg, models.workdir
     name = layout.predict(video.stem, sha256_file(video))
-    force = force or redo_for_models(workdir, name, cfg, used)
     models.per_video.clear()
     models.clock.clear()
-    with stage(workdir, name, cfg, seed=cfg.seed, force=force) as run_:
-        run_.add_input("video", Path(os.path.abspath(video)))
-        run_.inputs.update(used)
+    inputs = {"video": ident.file(video), **declared(workdir, used)}  # a retrained model: redone, one line
+    with stage(workdir, name, cfg, seed=cfg.seed, force=force, inputs=inputs) as run_:
         t0 = time.perf_counter()
         clip = prepare(video, run_.dir, cfg, detector, strict)
         df = predict_table(models, clip)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from abawkit.release.splits import SplitConfig, show, write_splits
 from abawkit.video.align import check_align
 from abawkit.video.facetrack import TrackSettings
 from abawkit.video.media import FaceDetector, crop_video, extract_audio, probe_video
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
 from abawkit.workspace.stage import stage
 
@@ -207,11 +209,19 @@ def show_found(lay, cover: list[dict]) -> None:
                       f"(also: {', '.join(paths[1:])})", soft_wrap=True, highlight=False)
 
 
+def release_inputs(cfg: PrepConfig) -> dict[str, Any]:
+    """What prep reads, by listing (annotation and list files by content): the release, and any folder given
+    apart from it (``--annotations``, ``--crops``, ``--videos``)."""
+    given = {"release": cfg.release, "annotations": cfg.annotations, **{f"crops{i}": p for i, p in enumerate(cfg.crops)},
+             **{f"videos{i}": p for i, p in enumerate(cfg.videos)}}
+    return {k: ident.data(p) for k, p in given.items() if p and Path(p).is_dir()}  # discovery names what is missing
+
+
 def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     """Index the release, write the tables and folds; returns the summary rows."""
     check_align(cfg.align)
     root = Path(cfg.release)
-    with stage(workdir, layout.PREP, cfg, seed=cfg.seed, force=force) as run_:
+    with stage(workdir, layout.PREP, cfg, seed=cfg.seed, force=force, inputs=release_inputs(cfg)) as run_:
         final = run_.final_dir.resolve()
         lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
@@ -225,7 +235,6 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(lay.templates), crops)
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
-        run_.add_input("release", root)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
         show_detected(det, cfg.detector, cfg.align)
         crops.update(made)

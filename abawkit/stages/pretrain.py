@@ -22,7 +22,9 @@ from abawkit.errors import AbawError
 from abawkit.io import atomic_path
 from abawkit.models.checkpoints import save_checkpoint
 from abawkit.models.mae import MAE, encoder_arch
+from abawkit.workspace import identity as ident
 from abawkit.workspace import layout
+from abawkit.workspace.layout import PREP
 from abawkit.workspace.stage import stage
 
 STAGE = layout.PRETRAIN
@@ -120,8 +122,8 @@ def run(workdir: str | Path, cfg: PretrainConfig, *, force: bool = False, resume
     workdir = Path(workdir)
     info, _ = distributed.setup(cfg.train.device, cfg.train.dist_timeout_min)
     paths, source = image_paths(workdir, cfg.data, cfg.seed)
-    with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main) as st:
-        st.add_input("images", source)
+    images = {"images": ident.data(source)} if cfg.data.images else {"prep": ident.upstream(PREP)}
+    with stage(workdir, STAGE, cfg, seed=cfg.seed, force=force, main_process=info.is_main, inputs=images) as st:
         last = st.dir / "last.pt"
         if not resume and info.is_main:
             last.unlink(missing_ok=True)

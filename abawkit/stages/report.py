@@ -21,6 +21,7 @@ from abawkit.labels import TASKS, TaskSpec
 from abawkit.predictions import read_predictions
 from abawkit.report import Report, Timeline, bar_chart, render, timeline_chart
 from abawkit.workspace import layout
+from abawkit.workspace.identity import input_path
 from abawkit.workspace.stage import MANIFEST
 
 
@@ -58,7 +59,7 @@ def metrics_rows(manifests: list[dict]) -> list[list[object]]:
 def timeline(workdir: Path, spec: TaskSpec, n_videos: int = 2) -> list[Timeline]:
     """Validation predictions vs labels, before and after the task's smoothing policy."""
     man = read_json(layout.path(workdir, layout.smooth(spec.name)) / MANIFEST)
-    pred = read_predictions(man["inputs"]["pred0"]["path"], spec)
+    pred = read_predictions(input_path(workdir, man["inputs"]["pred0"]), spec)  # workspace-relative when inside
     policy = read_json(layout.path(workdir, layout.policy(spec.name)))
     frames = load_prep(workdir).frames
     lines = []

@@ -26,6 +26,8 @@ from abawkit.workspace import layout
 from abawkit.workspace.stage import stage
 
 __all__ = ["FilterGrid", "SmoothConfig", "SmoothRun", "hash_inputs", "load_val_predictions", "run"]
+from abawkit.workspace import identity as ident
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,8 @@ def run(workdir: Path, cfg: SmoothConfig, task_name: str, preds: Sequence[Path],
     grid = getattr(cfg, spec.name)
     grid_d = {"median": grid.median, "mean": grid.mean, "gaussian": grid.gaussian}
     key = SmoothRun(cfg, spec.name, hash_inputs(preds))
-    with stage(workdir, layout.smooth(spec.name), key, seed=cfg.seed, force=force) as run_:
-        for i, p in enumerate(preds):
-            run_.add_input(f"pred{i}", p)
+    inputs = {"prep": ident.upstream(PREP), **{f"pred{i}": ident.file(p) for i, p in enumerate(preds)}}
+    with stage(workdir, layout.smooth(spec.name), key, seed=cfg.seed, force=force, inputs=inputs) as run_:
         data = pp.search_data(load_val_predictions(preds, spec), load_prep(workdir).frames, spec)
         n = len(pp.grid_settings(grid_d))
         with progress(transient=True) as bar:

@@ -20,6 +20,9 @@ import numpy as np
 from abawkit.engine import TrainConfig
 from abawkit.errors import AbawError
 from abawkit.models.tmf_arch import TMFSettings
+from abawkit.workspace import identity as ident
+from abawkit.workspace import layout
+from abawkit.workspace.layout import PREP
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class TMFConfig:
 
 def stage_name(cfg: TMFConfig) -> str:
     """``tmf/<task>/fold<N>`` plus ``-<tag>`` when the config is tagged."""
-    return f"tmf/{cfg.task}/fold{cfg.fold}" + (f"-{cfg.tag}" if cfg.tag else "")
+    return layout.tmf(cfg.task, cfg.fold, cfg.tag)
 
 
 def resolve_stores(workdir: Path, names: tuple[str, ...], task_name: str, fold: int) -> dict[str, Any]:
@@ -102,7 +105,9 @@ def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.n
 
 def build_model(cfg: TMFConfig, in_dim: int, parts: tuple[int, ...] = ()):
     """A new TMF of ``cfg.model`` for clips of ``cfg.clips.length``; ``parts``: the feature sets' widths."""
-    from abawkit.inference.tmf import build_tmf  # torch: lazy, so planning (`abaw status`) loads none
+    from abawkit.inference.tmf import (
+        build_tmf,  # torch: lazy, so planning (`abaw status`) loads none
+    )
 
     return build_tmf(cfg.model, cfg.task, in_dim, cfg.clips.length, parts)
 
@@ -158,10 +163,12 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
     if not train_data or not val_data:
         raise AbawError(f"{spec.name} fold {cfg.fold}: no training or validation videos")
     info = distributed.info()
+    inputs = {"prep": ident.upstream(PREP), **{layout.features(name): ident.upstream(ident.recorded_path(workdir, s.root))
+                                              for name, s in stores.items()}}
+    if (prep.dir / "splits.parquet").exists():
+        inputs["splits"] = ident.file(prep.dir / "splits.parquet")
     with stage(workdir, stage_name(cfg), cfg, seed=cfg.seed, force=force,
-               main_process=info.is_main) as st:
-        for name, store in stores.items():
-            st.add_input(f"features/{name}", store.root / "store.json")
+               main_process=info.is_main, inputs=inputs) as st:
         if not resume and info.is_main:
             st.path("last.pt").unlink(missing_ok=True)
         torch.manual_seed(cfg.seed)

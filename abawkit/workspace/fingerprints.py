@@ -48,6 +48,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 CACHE_MIN = 1 << 20
+RACY_NS = 2_000_000_000  # listings: younger folders and small files are not cached (see ``workspace.listing``)
 
 
 

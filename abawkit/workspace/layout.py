@@ -9,7 +9,6 @@ Reads and writes nothing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PREP = "prep"
@@ -101,15 +100,3 @@ def demo_file(name: str) -> str:
 def run_file(name: str) -> str:
     """A file or folder of the launcher's record: ``run/<name>``."""
     return f"{RUN}/{name}"
-
-
-def recorded(workdir: str | Path, p: str | Path) -> str:
-    """How a path is recorded in a manifest: relative to the workspace when inside it, else absolute
-    (never as typed: a relative ``encoder.pt`` would name another file from another folder)."""
-    full, root = Path(os.path.abspath(p)), Path(os.path.abspath(workdir))
-    return str(full.relative_to(root)) if full.is_relative_to(root) else str(full)
-
-
-def resolve(workdir: str | Path, rec: str | Path) -> Path:
-    """A recorded path made usable: workspace-relative ones against ``workdir``; absolute ones as they are."""
-    return Path(rec) if Path(rec).is_absolute() else Path(workdir) / rec

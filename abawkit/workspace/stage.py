@@ -7,8 +7,15 @@ its ``.partial`` folder (checkpoints) and resumes from it when started again wit
 a user error (``AbawError``) removes it. A finished stage is a no-op on re-run unless ``force``.
 One run at a time per stage: ``<workdir>/<name>.lock`` (``flock``) names the live holder (``lock_holder``).
 
-``manifest.json`` records inputs (files and checkpoint folders with their content ``sha256``, data
-folders with their ``listing_sha256``), outputs (with sha256), metrics, seed, versions and times; later stages find their inputs through it (``load_stage``), not by globbing the disk."""
+Inputs are declared before the stage opens (``stage(..., inputs={name: identity.file(p), ...})``), so its
+identity (``workspace.identity``: kind, version, settings and each input's identity) is known at once: a
+finished stage with the same identity is done (``StageDone``); one whose inputs changed is redone, with one
+line saying what changed; one with another config still needs ``force``. ``.partial/config.json`` records
+the identity it was started for, and is resumed only under the same one.
+
+``manifest.json`` records "identity", "kind", "version", inputs (``identity.resolve`` records: path, kind, id),
+outputs (with sha256), metrics, seed, versions and times; later stages find their inputs through it
+(``load_stage``), not by globbing the disk."""
 
 from __future__ import annotations
 
@@ -19,17 +26,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from abawkit.config import to_dict
+from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import fsync_path, read_json, write_json
-from abawkit.workspace.fingerprints import (
-    config_hash,
-    content_sha256,
-    listing_sha256,
-    versions,
-)
+from abawkit.workspace import identity as ident
+from abawkit.workspace.fingerprints import config_hash, content_sha256, versions
 from abawkit.workspace.locks import stage_lock
 
 MANIFEST = "manifest.json"
@@ -55,7 +59,10 @@ class StageRun:
     seed: int | None = None
     force: bool = False
     main_process: bool = True
-    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kind: str = ""
+    version: int = ident.DEFAULT_VERSION
+    declared: tuple[str, ...] = ()  # the inputs named before the stage opened
     outputs: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
@@ -74,13 +81,18 @@ class StageRun:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    @property
+    def identity(self) -> str:
+        return ident.identity(self.kind or ident.default_kind(self.name), self.version, config_hash(self.config),
+                              self.inputs)
+
     def add_input(self, name: str, path: str | Path, content: bool | None = None) -> None:
-        """Record an input with its fingerprint: a file's (or, with ``content``, a checkpoint folder's)
-        ``sha256``, a data folder's ``listing_sha256`` (see ``listing_sha256``)."""
-        if content or Path(path).is_file():
-            self.inputs[name] = {"path": str(path), "sha256": content_sha256(path)}
-        else:
-            self.inputs[name] = {"path": str(path), "listing_sha256": listing_sha256(path)}
+        """Record one more input found inside the stage (declare inputs to ``stage(inputs=...)`` when you
+        can: only those decide before it runs): a file (or, with ``content``, a checkpoint folder) by content,
+        another folder by its listing. Part of the identity recorded at ``finish``."""
+        spec = (ident.folder(path) if Path(path).is_dir() else ident.file(path)) if content or Path(path).is_file() \
+            else ident.data(path)
+        self.inputs[name] = ident.resolve(self.workdir, name, spec)
 
     def add_output(self, rel: str | Path) -> Path:
         self.outputs.append(str(rel))
@@ -101,6 +113,10 @@ class StageRun:
             "status": "done",
             "config": to_dict(self.config),
             "config_hash": config_hash(self.config),
+            "identity": self.identity,
+            "kind": self.kind or ident.default_kind(self.name),
+            "version": self.version,
+            "declared": list(self.declared),
             "seed": self.seed,
             "inputs": self.inputs,
             "outputs": {rel: content_sha256(self.dir / rel) for rel in self.outputs},
@@ -137,40 +153,96 @@ def swap_in(new: Path, final: Path) -> None:
 
 def open_stage(
     workdir: str | Path, name: str, config: Any, *, seed: int | None = None, force: bool = False,
-    main_process: bool = True,
+    main_process: bool = True, inputs: Mapping[str, ident.Input] | None = None, kind: str = "",
+    version: int = ident.DEFAULT_VERSION,
 ) -> StageRun:
-    """Start (or resume) stage ``name`` under ``workdir``.
+    """Start (or resume) stage ``name`` under ``workdir``, its ``inputs`` declared (see ``identity``).
 
-    Raises ``StageDone`` if it already finished with this config, ``AbawError`` if it finished
-    with another config and ``force`` is off. A leftover ``.partial`` folder with the same config
-    is kept (resume); with another config it is cleared. A ``.partial`` started with ``force`` is
-    resumed even beside a finished output: the redo it began is what the output will be.
+    Raises ``StageDone`` if it already finished with this identity, ``AbawError`` if it finished with another
+    config and ``force`` is off. Finished with the same config but other inputs (or code version): says
+    "<name>: <first change>; redoing it" and redoes it. A finished stage recorded without an identity (an older
+    workspace) is migrated: its identity is computed from what is there now and recorded, with one line.
+    A leftover ``.partial`` folder is kept (resume) only when started for the same identity; with another
+    config it is cleared, with other inputs it is cleared with one line. A ``.partial`` started with ``force``
+    (or for a redo) is resumed even beside a finished output: the redo it began is what the output will be.
     """
-    run = StageRun(name, Path(workdir), config, seed=seed, force=force, main_process=main_process)
+    run = StageRun(name, Path(workdir), config, seed=seed, force=force, main_process=main_process,
+                   kind=kind or ident.default_kind(name), version=version)
     manifest = run.final_dir / MANIFEST
+    old = read_json(manifest) if manifest.exists() else None
+    run.declared = tuple(inputs or {})
+    run.inputs = _current_inputs(run, inputs or {}, None if force else old)
     cfg_file = run.dir / "config.json"
     started = read_json(cfg_file) if cfg_file.exists() else {}
-    redoing = not force and started.get("forced") and started.get("config_hash") == config_hash(config)
-    if manifest.exists() and not force and not redoing:
-        old = read_json(manifest)
-        if old.get("config_hash") == config_hash(config):
+    same_partial = started.get("config_hash") == config_hash(config) and started.get("identity") == run.identity
+    redoing = not force and started.get("forced") and same_partial
+    if old is not None and not force and not redoing:
+        if old.get("config_hash") != config_hash(config):
+            raise AbawError(f"{run.final_dir} exists from a run with another config; pass --force to overwrite it")
+        if "identity" not in old and main_process:
+            _migrate_one(run, manifest, old)
+        if old.get("identity") in (None, run.identity):
             raise StageDone(run.final_dir)
-        raise AbawError(f"{run.final_dir} exists from a run with another config; pass --force to overwrite it")
+        why = ident.changes(workdir, old, version=version)
+        if not why and old.get("migrated"):  # migrated by `abaw status` without this declaration: record it
+            if main_process:
+                _record(run, manifest, old)
+            raise StageDone(run.final_dir)
+        if main_process:
+            _say(f"{name}: {(why or ['inputs changed'])[0]}; redoing it")
+        redoing = True
     if not main_process:
         return run
-    if run.dir.exists() and (force or started.get("config_hash") != config_hash(config)):
+    if run.dir.exists() and (force or not same_partial):
+        if started.get("config_hash") == config_hash(config) and any(p.name != "config.json" for p in run.dir.iterdir()):
+            _say(f"{name}: inputs changed since the interrupted run; starting over")
         shutil.rmtree(run.dir)
     run.dir.mkdir(parents=True, exist_ok=True)
     write_json(cfg_file, {"config": to_dict(config), "config_hash": config_hash(config), "seed": seed,
-                          "forced": bool(force or redoing)})
+                          "identity": run.identity, "forced": bool(force or redoing)})
     run.log("start", resumed=any(p.name not in ("config.json",) for p in run.dir.iterdir()))
     return run
+
+
+def _current_inputs(run: StageRun, declared: Mapping[str, ident.Input],
+                    old: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The declared inputs, and those the finished output recorded besides (added inside its run, or by a
+    migration), all computed now; a recorded one that is gone stays as recorded (its absence is a change)."""
+    out = ident.resolve_all(run.workdir, declared)
+    for k, rec in ((old or {}).get("inputs") or {}).items():
+        if k not in out and k not in (old or {}).get("declared", ()):
+            try:
+                out[k] = ident.resolve(run.workdir, k, ident.as_input(rec))
+            except AbawError:
+                out[k] = {**rec, "id": "missing"}
+    return out
+
+
+def _migrate_one(run: StageRun, manifest: Path, old: dict[str, Any]) -> None:
+    """An output written before identities: record the one computed now (from what is there now), say so."""
+    _record(run, manifest, old)
+    _say(f"migrated {run.workdir}: recorded identities for 1 outputs")
+
+
+def _record(run: StageRun, manifest: Path, old: dict[str, Any]) -> None:
+    """Record ``run``'s identity and inputs in a finished stage's manifest, keeping its mtime (the launcher's clock)."""
+    st = os.stat(manifest)
+    old.update(identity=run.identity, kind=run.kind, version=run.version, inputs=run.inputs,
+               declared=list(run.declared), migrated=True)
+    write_json(manifest, old)
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 
 @contextlib.contextmanager
 def stage(workdir: str | Path, name: str, config: Any, **kw: Any) -> Iterator[StageRun]:
-    """``with stage(...) as run:`` — finish on success, clean up on a user error.
+    """``with stage(workdir, name, cfg, inputs={...}, kind=..., version=...) as run:`` — finish on success,
+    clean up on a user error. ``inputs``: name -> ``identity.file / checkpoint / data / upstream(...)``,
+    declared before the stage opens (see ``open_stage``).
 
     The stage's lock (``stage_lock``) is held from before anything is touched until the end, so a
     second run of the same stage stops with one line instead of writing into the same ``.partial``.

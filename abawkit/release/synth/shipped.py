@@ -23,8 +23,6 @@ SHIPPED_TRACK = {"au": "AU", "expr": "Expr", "va": "VA"}
 
 def write_avi(src: Path, dst: Path) -> None:
     """Re-encode an mp4 as AVI (MPEG-4 part 2 video + 16-bit PCM audio): same frames and samples count."""
-    from abawkit.video.media import iter_frames
-
     frames = list(iter_frames(src))  # [H, W, 3] RGB
     with av.open(str(src)) as box:
         fps, rate = box.streams.video[0].average_rate, box.streams.audio[0].rate
@@ -56,7 +54,6 @@ def ship_layout(out: Path, sources: list[Source]) -> dict[str, list[str]]:
     - the expression test list under its ABAW6 name and the templates at the root as
       ``CVPR_6th_ABAW_{AU,Expr,VA}_test_set_sample.txt``.
     """
-    from abawkit.labels import TASKS
 
     edition = out / SHIPPED_ANNOTATIONS
     edition.mkdir()
