@@ -62,9 +62,10 @@ def test_status_and_prep_see_a_label_file_edited_in_place(tw, tmp_path):
     hand answered "already done". A run of its own (private release; pre-training fails, prep is done)."""
     release = shutil.copytree(tw.release, tmp_path / "release")
     recipe = tiny_recipe(tmp_path / "recipe", tmf=[("va", '["mae"]')])  # no audio job: prep is all that runs
-    ws = tmp_path / "ws"
+    ws, empty = tmp_path / "ws", tmp_path / "no-images"
+    empty.mkdir()  # pre-training on an empty face folder fails; prep runs beside it
     invoke("run", "--release", release, "-w", ws, "--recipe", recipe, "--tasks", "va", "--folds", "0",
-           "--images", tmp_path / "no-images", "--jobs", "2", ok=False)
+           "--images", empty, "--jobs", "2", ok=False)
     assert state(status(ws), "prep") == "done"
     rel = "VA_Estimation_Challenge/Train_Set/synth003.txt"
     rows = (release / rel).read_text().splitlines()
