@@ -53,18 +53,12 @@ def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
         dirpath = stack.pop()
         dirs, files = [], []
         try:
-            with os.scandir(dirpath) as it:
-                entries = sorted((e for e in it if not hidden(e.name)), key=lambda e: e.name)
+            entries = visible_entries(dirpath)
         except (FileNotFoundError, NotADirectoryError):
             if dirpath == str(top):
                 return  # as os.walk: no such folder, nothing to list
             raise
-        except PermissionError as e:
-            raise AbawError(f"{dirpath}: folder cannot be read ({e.strerror})") from None
         for entry in entries:
-            if entry.is_symlink() and not os.path.exists(entry.path):
-                raise AbawError(f"{entry.path}: dangling symbolic link "
-                                f"(it points to {os.readlink(entry.path)}, which does not exist)")
             if not entry.is_dir():
                 files.append(entry.name)
             elif (key := folder_key(entry.path)) not in seen:
@@ -72,6 +66,28 @@ def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
                 dirs.append(entry.name)
         yield dirpath, dirs, files
         stack.extend(os.path.join(dirpath, d) for d in reversed(dirs))
+
+
+def visible_entries(dirpath: str) -> list[os.DirEntry]:
+    """One folder's entries, sorted by name, hidden ones left out: the rules of ``walk`` for one folder (also
+    the listing cache's, ``workspace.listing``, which re-reads only folders that changed). A link that points
+    nowhere is an ``AbawError`` naming it; an unreadable folder too."""
+    try:
+        with os.scandir(dirpath) as it:
+            entries = sorted((e for e in it if not hidden(e.name)), key=lambda e: e.name)
+    except PermissionError as e:
+        raise AbawError(f"{dirpath}: folder cannot be read ({e.strerror})") from None
+    for entry in entries:
+        if entry.is_symlink():
+            not_dangling(entry.path)
+    return entries
+
+
+def not_dangling(path: str | Path) -> None:
+    """A link that points nowhere is an ``AbawError`` naming the link and its target (a missing disk behind
+    ``cropped_aligned -> /mnt/disk2/...`` is never read as an empty folder)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise AbawError(f"{path}: dangling symbolic link (it points to {os.readlink(path)}, which does not exist)")
 
 
 def visible(folder: str | Path, suffix: str = "") -> list[Path]:

@@ -39,7 +39,9 @@ RULES: dict[str, re.Pattern] = {
     "device resolution": re.compile(r"""cuda\.device_count\(\)|torch\.device\(\s*["']cuda|["']cuda["']\s+if\s+torch\.cuda"""),
     "autocast": re.compile(r"torch\.autocast\("),
     # a recursive folder walk
-    "folder walking": re.compile(r"os\.walk\(|\.rglob\(|while stack:"),
+    # which entries of a folder count (hidden names, links, dangling links): the listing cache keeps its own
+    # order of visit (it skips folders that did not change) but reads entries through files.visible_entries
+    "folder walking": re.compile(r"os\.walk\(|\.rglob\(|dangling symbolic link"),
 }
 TASK_CALL_RE = re.compile(r"(?<![\w.])(?:task|task_spec|spec)\((?:task_name|cfg\.task|track|t|name|meta\[|expect_task|\"\w+\")")
 

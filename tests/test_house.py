@@ -1,11 +1,6 @@
 """The house rules of abawkit's package, checked on its sources (``benchmarks/house_counts.py`` measures them):
 no stage module imports another, no import cycle, no file over 400 lines, workspace folder names only from
 ``workspace/layout.py``, and one implementation of each shared rule.
-
-The checks marked ``xfail(strict=True)`` wait for work in files other helpers own (issue 23: "infer" moves
-the inference code out of ``stages/predict.py``, ``tmf.py``, ``extract.py``; "feat" owns ``extract.py`` and
-``features/store.py``); the unmarked twin of each asserts the same rule everywhere else now. When those
-branches are merged the xfail checks pass, and strict mode turns that into a failure until the mark is removed.
 """
 
 from __future__ import annotations
@@ -26,12 +21,6 @@ hc = importlib.util.module_from_spec(_spec)
 sys.modules["house_counts"] = hc  # dataclasses look their module up
 _spec.loader.exec_module(hc)
 
-# Files whose remaining debt is another helper's to pay (issue 23 ownership).
-PENDING = {"abawkit/stages/predict.py", "abawkit/stages/tmf.py", "abawkit/stages/extract.py",
-           "abawkit/features/store.py", "abawkit/models/checkpoints.py"}
-PENDING_MODULES = {p[:-3].replace("/", ".") for p in PENDING}
-MERGE = "waits for the infer/feat branches of issue 23 (see the module docstring)"
-
 
 @pytest.fixture(scope="module")
 def mods():
@@ -39,12 +28,8 @@ def mods():
 
 
 # ----------------------------------------------------------------------------- (a) stages
-def test_no_stage_imports_another_outside_pending(mods):
-    got = [(a, b) for a, b in hc.stage_imports(mods) if a not in PENDING_MODULES]
-    assert got == [], f"a stage module imports another stage module: {got}"
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE)
 def test_no_stage_imports_another(mods):
     assert hc.stage_imports(mods) == []
 
@@ -72,23 +57,15 @@ def test_the_cycle_check_finds_a_cycle(tmp_path):
 
 
 # ----------------------------------------------------------------------------- (c) file length
-def test_no_file_over_400_lines_outside_pending(mods):
-    got = [(f, n) for f, n in hc.long_files(mods) if f not in PENDING]
-    assert got == []
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE)
 def test_no_file_over_400_lines(mods):
     assert hc.long_files(mods) == []
 
 
 # ----------------------------------------------------------------------------- (d) workspace names
-def test_no_workspace_path_fstring_outside_layout_and_pending(mods):
-    got = [x for x in hc.path_fstrings(mods) if x[0] not in PENDING]
-    assert got == [], "build workspace names with abawkit/workspace/layout.py: " + "; ".join(map(str, got))
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE)
 def test_no_workspace_path_fstring_outside_layout(mods):
     assert hc.path_fstrings(mods) == []
 
@@ -100,16 +77,8 @@ def test_the_fstring_check_sees_a_workspace_path():
 
 
 # ----------------------------------------------------------------------------- (e) one implementation each
-def test_each_rule_lives_in_one_place_outside_pending(mods):
-    places = {rule: [f for f in files if f not in PENDING] for rule, files in hc.rule_places(mods).items()}
-    assert places == {"nearest-frame fill": ["abawkit/frames.py"],
-                      "_left/_right halves": ["abawkit/release/annotations.py"],
-                      "device resolution": ["abawkit/devices.py"],
-                      "autocast": ["abawkit/devices.py"],
-                      "folder walking": ["abawkit/files.py"]}
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE)
 def test_each_rule_lives_in_one_place(mods):
     assert all(len(files) == 1 for files in hc.rule_places(mods).values()), hc.rule_places(mods)
 

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from abawkit.errors import AbawError, first_line
-from abawkit.features.registry import AUDIO_NAMES
 
 SAMPLE_RATE = 16000
 
@@ -137,7 +136,7 @@ def build_audio_extractor(
         return VGGishAudio(checkpoint, float(settings.get("hop_s", 0.16)), device)  # type: ignore[arg-type]
     if model in ENCODER_MODELS:
         return build_encoder_audio(model, checkpoint, layer, device, float(settings.get("chunk_s", 20.0)))  # type: ignore[arg-type]
-    raise AbawError(f"unknown audio model {model!r}; expected {', '.join(AUDIO_NAMES)}")
+    raise AbawError(f"unknown audio model {model!r}")  # callers go through features.registry.audio, which lists them
 
 
 class HFAudio:

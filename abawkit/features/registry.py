@@ -146,7 +146,9 @@ def _build_vision(s: VisionEncoderSettings, checkpoint: Path | None, device: Any
 
 def _audio_builder(model: str) -> Callable[[Any, Path | None, Any], Any]:
     def build(s: Any, checkpoint: Path | None, device: Any) -> Any:
-        from abawkit.features.audio import build_audio_extractor  # torch, torchaudio, transformers
+        from abawkit.features.audio import (
+            build_audio_extractor,  # torch, torchaudio, transformers
+        )
 
         values = {f.name: getattr(s, f.name) for f in fields(s) if f.name not in ("layer", "precision")}
         return build_audio_extractor(model, checkpoint, getattr(s, "layer", -1), str(device), **values)

@@ -26,7 +26,7 @@ from torch import nn
 
 from abawkit.devices import precision_autocast, resolve_precision
 from abawkit.errors import AbawError
-from abawkit.features.store import FeatureStore
+
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def fill_rows(crop_frames: np.ndarray, crop_feats: np.ndarray, fill_frame: np.nd
 
 
 def extract_videos(
-    encoder: nn.Module, frames: pd.DataFrame, videos: list[str], store: FeatureStore, s: VisionSettings,
+    encoder: nn.Module, frames: pd.DataFrame, videos: list[str], store: Any, s: VisionSettings,
     device: torch.device, dim: int, on_video: Callable[[str], None] | None = None,
 ) -> None:
     """Encode every crop of ``videos`` (frames table rows) and write one array per video to ``store``."""
@@ -157,7 +157,7 @@ class VisionExtractor:
         parts = encode_crops(self.encoder, crops, self.runtime(batch_size, workers), self.device)
         return np.concatenate(list(parts)).astype(np.float32)
 
-    def extract(self, frames: pd.DataFrame, videos: list[str], store: FeatureStore, batch_size: int = 64,
+    def extract(self, frames: pd.DataFrame, videos: list[str], store: Any, batch_size: int = 64,
                 workers: int = 2, on_video: Callable[[str], None] | None = None) -> None:
         """One array per video of ``videos`` into ``store`` (``extract_videos``)."""
         extract_videos(self.encoder, frames, videos, store, self.runtime(batch_size, workers), self.device,

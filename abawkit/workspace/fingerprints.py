@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from abawkit.config import to_dict
-from abawkit.errors import AbawError
-from abawkit.files import walk
+from abawkit.files import not_dangling, walk
 from abawkit.io import atomic_path
 
 
@@ -81,8 +80,7 @@ def content_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes, or of a folder's relative names with each file's content sha256
     (a checkpoint folder: retrained weights of the same shape change it)."""
     p = Path(path)
-    if p.is_symlink() and not p.exists():
-        raise AbawError(f"{p}: dangling symbolic link (it points to {os.readlink(p)}, which does not exist)")
+    not_dangling(p)
     if p.is_file():
         return sha256_file(p)
     h = hashlib.sha256()

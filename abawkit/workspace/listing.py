@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from abawkit.errors import AbawError
-from abawkit.files import hidden
+from abawkit.files import visible_entries
 from abawkit.io import atomic_path
 from abawkit.workspace.fingerprints import (
     IMAGE_SUFFIXES,
@@ -93,13 +93,8 @@ def listing(root: str | Path) -> Listing:
 def _scan(dirpath: str, st: os.stat_result, old: dict[str, Any] | None, now: int) -> dict[str, Any]:
     """List one folder: subfolders, a digest of its image names, its non-image files hashed (reusing
     ``old``'s digest of a file whose size, mtime_ns and inode are unchanged)."""
-    with os.scandir(dirpath) as it:
-        entries = sorted((e for e in it if not hidden(e.name)), key=lambda e: e.name)
     dirs, images, files, media = [], hashlib.sha256(), {}, {}
-    for e in entries:
-        if e.is_symlink() and not os.path.exists(e.path):
-            raise AbawError(f"{e.path}: dangling symbolic link "
-                            f"(it points to {os.readlink(e.path)}, which does not exist)")
+    for e in visible_entries(dirpath):  # the walker's rules: hidden names skipped, a dangling link an error
         if e.is_dir():
             dirs.append(e.name)
         elif e.name.lower().endswith(IMAGE_SUFFIXES):
