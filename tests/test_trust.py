@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import shutil
 import stat
 
 import pytest
@@ -52,15 +53,17 @@ def mae_training_checkpoint(path: pathlib.Path, **args: object) -> dict:
 
 
 @pytest.mark.parametrize("command", [["extract", "vision", "--checkpoint"], ["finetune", "--task", "au", "--init"]])
-def test_malicious_pickle_never_runs_and_exits_2(tmp_path, command):
+def test_malicious_pickle_never_runs_and_exits_2(tmp_path, command, prep_workspace):
     path, marker = evil_checkpoint(tmp_path)
+    shutil.copytree(prep_workspace, tmp_path / "w")  # a stage checks its upstream (prep) before its checkpoint
     result = runner.invoke(app, [*command, str(path), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2, result.output
     assert not marker.exists()
     line = " ".join(result.output.split())
     assert str(path) in line and "holds io.open" in line and "--trust-checkpoint" in line
     assert "Traceback" not in result.output
-    assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() or p.name.endswith(".partial")]
+    assert not [p for p in (tmp_path / "w").rglob("*") if (p.is_file() or p.name.endswith(".partial"))
+                and not p.relative_to(tmp_path / "w").parts[0] == "prep"]  # nothing written beside prep
     with trusting():  # the payload is live: fully unpickled, it runs (then the format is refused)
         with pytest.raises(AbawError):
             load_encoder(ViTEncoder(ARCH), path)
