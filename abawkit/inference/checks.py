@@ -37,11 +37,6 @@ def stage_identity(workdir: Path, name: str) -> str:
     return ident.stage_id(workdir, name)
 
 
-def recorded_id(rec: dict) -> str | None:
-    """The id an input was recorded with: ``id`` (identity rule), or ``sha256`` (manifests before it)."""
-    return rec.get("id") or rec.get("sha256")
-
-
 def extract_command(store_name: str, info: dict, ckpt: str | None) -> str:
     """The command that re-extracts ``features/<store_name>`` from the checkpoint it recorded."""
     s = info.get("settings") or {}
@@ -63,7 +58,7 @@ def check_store(workdir: Path, store_name: str) -> None:
     redo = extract_command(store_name, info, rec["path"])
     if path is None or not path.exists():
         raise AbawError(f"{name} was extracted from {rec.get('path')}, which is missing now: run `{redo}`")
-    if content_sha256(path) != recorded_id(rec):
+    if ident.input_changes(workdir, "checkpoint", rec):  # the identity rule's own comparison
         raise AbawError(f"{name} was extracted from {rec['path']}, which has changed since: run `{redo}`")
 
 
@@ -83,7 +78,7 @@ def check_tmf(workdir: Path, tmf_name: str) -> None:
             now = stage_identity(workdir, name)
         else:  # recorded as the store's store.json (its sha256 or content id)
             now = content_sha256(stage_dir(workdir, name) / INFO)
-        if now != recorded_id(rec):
+        if now != ident.record_id(rec):
             raise AbawError(f"{tmf_name} was trained on {name}, which has been re-extracted since: "
                             f"run `{stage_hint(tmf_name)} --force`")
 

@@ -84,6 +84,23 @@ def identity(kind: str, version: int, settings_hash: str, inputs: Mapping[str, A
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def record_id(record: Mapping[str, Any]) -> str | None:
+    """The id an input record holds: ``id``, or what older manifests recorded (``sha256``, ``listing_sha256``)."""
+    return record.get("id") or record.get("sha256") or record.get("listing_sha256")
+
+
+def rewrite_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest`` over ``path`` keeping its mtime: the launcher reads a finished stage's time from it
+    (``run.plan.marker_time``), and recording an identity is not a new run."""
+    st = os.stat(path)
+    write_json(path, manifest)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def migrated_line(workdir: str | Path, n: int) -> str:
+    return f"migrated {workdir}: recorded identities for {n} outputs"
+
+
 def recorded_path(workdir: str | Path, path: str | Path) -> str:
     """``path`` as a manifest records it: relative to the workspace when inside it, else absolute."""
     ws, p = Path(os.path.abspath(workdir)), Path(os.path.abspath(path))
@@ -108,7 +125,7 @@ def stage_id(workdir: str | Path, name: str) -> str:
     ident = read_json(path).get("identity")
     if not ident:  # written by an older abawkit: migrated on first use, and said
         ident = migrate_manifest(workdir, path)["identity"]
-        console.print(f"migrated {workdir}: recorded identities for 1 outputs", markup=False, soft_wrap=True)
+        console.print(migrated_line(workdir, 1), markup=False, soft_wrap=True)
     return ident
 
 
@@ -160,18 +177,18 @@ def changes(workdir: str | Path, manifest: Mapping[str, Any], *, settings_hash: 
     if version is not None and manifest.get("version", DEFAULT_VERSION) != version:
         out.append(f"code changed (version {manifest.get('version', DEFAULT_VERSION)} -> {version})")
     for name, rec in (manifest.get("inputs") or {}).items():
-        out.extend(_input_changes(workdir, name, rec))
+        out.extend(input_changes(workdir, name, rec))
     return out
 
 
-def _input_changes(workdir: str | Path, name: str, rec: Mapping[str, Any]) -> list[str]:
+def input_changes(workdir: str | Path, name: str, rec: Mapping[str, Any]) -> list[str]:
+    """What changed in one recorded input (``changes`` for one record), [] when it is the same now."""
     spec = as_input(rec)
     try:
         now = resolve(workdir, name, spec)
     except AbawError:
         return [f"input missing: {rec['path']} ({name})" if spec.kind != "stage" else f"input missing: {rec['path']}"]
-    old_id = rec.get("id") or rec.get("sha256") or rec.get("listing_sha256")
-    if now["id"] == old_id:
+    if now["id"] == record_id(rec):
         return []
     if spec.kind == "stage":
         return [f"input redone: {rec['path']}"]
@@ -203,10 +220,8 @@ def migrate_manifest(workdir: str | Path, manifest_path: Path, extra: Mapping[st
     records = {k: v for k, v in records.items() if v is not None}
     man.update(kind=kind or default_kind(name), version=version, inputs=records, migrated=True)
     man["identity"] = identity(man["kind"], version, man.get("config_hash", ""),
-                               {k: v.get("id") or v.get("sha256") or v.get("listing_sha256") for k, v in records.items()})
-    st = os.stat(manifest_path)
-    write_json(manifest_path, man)
-    os.utime(manifest_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+                               {k: record_id(v) for k, v in records.items()})
+    rewrite_manifest(manifest_path, man)
     return man
 
 
@@ -223,5 +238,5 @@ def migrate(workdir: str | Path, outputs: Iterable[tuple[str, Mapping[str, Input
         migrate_manifest(workdir, path, live)
         n += 1
     if n and say is not None:
-        say(f"migrated {workdir}: recorded identities for {n} outputs")
+        say(migrated_line(workdir, n))
     return n

@@ -221,16 +221,14 @@ def _current_inputs(run: StageRun, declared: Mapping[str, ident.Input],
 def _migrate_one(run: StageRun, manifest: Path, old: dict[str, Any]) -> None:
     """An output written before identities: record the one computed now (from what is there now), say so."""
     _record(run, manifest, old)
-    _say(f"migrated {run.workdir}: recorded identities for 1 outputs")
+    _say(ident.migrated_line(run.workdir, 1))
 
 
 def _record(run: StageRun, manifest: Path, old: dict[str, Any]) -> None:
     """Record ``run``'s identity and inputs in a finished stage's manifest, keeping its mtime (the launcher's clock)."""
-    st = os.stat(manifest)
     old.update(identity=run.identity, kind=run.kind, version=run.version, inputs=run.inputs,
                declared=list(run.declared), migrated=True)
-    write_json(manifest, old)
-    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ident.rewrite_manifest(manifest, old)
 
 
 def _say(line: str) -> None:
