@@ -18,7 +18,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError, where
 from abawkit.frames import nearest_filled
-from abawkit.labels import TASKS, TaskSpec
+from abawkit.labels import CLASSIC, TASKS, TaskSpec
 from abawkit.release.discover import CROP_RE, annotation_items, discover
 from abawkit.submission import LOCATION
 
@@ -172,8 +172,11 @@ def build_frames(n_frames: dict[str, int], crops: dict[str, tuple[str, np.ndarra
     df = pd.DataFrame({"video": np.asarray(names, dtype=object)[vid], "frame": frame.astype(np.int32), "crop": crop})
     df["fill_frame"] = nearest_filled(vid, frame, crop != None)  # noqa: E711 (element-wise)
     for t, spec in TASKS.items():
+        if t not in CLASSIC and t not in anns and t not in tests:
+            continue  # a later edition's track gets its columns only in a release that has it
         cols = spec.label_columns
-        vals = np.full((len(df), len(cols)), spec.invalid, np.float32)
+        heads = [h for h in spec.heads for _ in h.columns]  # the head of each label column
+        vals = np.tile(np.array([h.invalid for h in heads], np.float32), (len(df), 1))
         split = np.full(len(names), "none", dtype=object)
         a = anns.get(t)
         if a is not None and len(a.names):
@@ -183,8 +186,7 @@ def build_frames(n_frames: dict[str, int], crops: dict[str, tuple[str, np.ndarra
             vals[rows] = a.values
             split[fvid] = a.roles
         split[[pos[x] for x in tests.get(t, []) if x in pos]] = "test"
-        dtype = np.int8 if spec.kind != "regression" else np.float32
-        for j, c in enumerate(cols):
-            df[c] = vals[:, j].astype(dtype)
+        for j, (c, h) in enumerate(zip(cols, heads)):
+            df[c] = vals[:, j].astype(np.int8 if h.kind != "regression" else np.float32)
         df[f"split_{t}"] = split[vid]
     return df

@@ -21,22 +21,23 @@ from abawkit.io import write_parquet
 from abawkit.labels import TASKS
 from abawkit.release.annotations import source_key
 
-RARE = {"au": ("AU15", "AU23", "AU24"), "expr": ("Anger", "Disgust", "Fear"), "va": ()}
-
-
 def group_counts(frames: pd.DataFrame, task_name: str) -> tuple[pd.DataFrame, pd.Series]:
     """Per source group of train+val videos: labelled frames and rare-label frames [G, 1 + R];
-    and the group of each video."""
+    and the group of each video. A frame is labelled when any head of the track has a label on it;
+    a rare label (``TaskSpec.rare``) is a class id of a multiclass head or a 1 of a multilabel one."""
     spec = TASKS[task_name]
-    sub = frames[frames[f"split_{task_name}"].isin(("train", "val"))]
+    col = f"split_{task_name}"
+    sub = frames[frames[col].isin(("train", "val"))] if col in frames else frames.iloc[:0]
     if sub.empty:
         return pd.DataFrame(), pd.Series(dtype=object)
-    if spec.kind == "multiclass":
-        cols = {c: sub["EXPR"] == spec.names.index(c) for c in RARE[task_name]}
-        labelled = sub["EXPR"] != spec.invalid
-    else:
-        cols = {c: sub[c] == 1 for c in RARE[task_name]}
-        labelled = sub[spec.label_columns[0]] != spec.invalid
+    cols, labelled = {}, np.zeros(len(sub), bool)
+    for head in spec.heads:
+        labelled |= (sub[head.columns[0]] != head.invalid).to_numpy()
+        for r in spec.rare:
+            if r in head.names:
+                hit = sub[head.columns[0]] == head.names.index(r) if head.kind == "multiclass" else \
+                    sub[head.columns[head.names.index(r)]] == 1
+                cols[r] = hit.to_numpy()
     data = pd.DataFrame({"frames": labelled, **cols}).astype(np.int64)
     data["group"] = sub["video"].map(source_key).to_numpy()
     video_group = sub.groupby("video", sort=True)["video"].first().map(source_key)

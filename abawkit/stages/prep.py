@@ -135,6 +135,8 @@ def summarize(frames: pd.DataFrame) -> list[dict]:
     rows = []
     for t, spec in TASKS.items():
         col = spec.label_columns[0]
+        if f"split_{t}" not in frames:
+            continue
         for s, g in frames.groupby(f"split_{t}", sort=True):
             if s != "none":
                 rows.append({"task": t, "split": s, "videos": int(g["video"].nunique()), "frames": len(g),
