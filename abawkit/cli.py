@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "ensemble",
+    "zeroshot",
     "smooth",
     "submit",
     "validate",

@@ -162,6 +162,15 @@ def task(name: str | TaskSpec) -> TaskSpec:
     return TASKS[key]
 
 
+def head_track(spec: TaskSpec, head: Head) -> TaskSpec:
+    """A one-head track of ``spec``'s ``head`` (itself for a one-head track): what the per-head tools
+    (smoothing search, decisions) work on. Named ``<track>.<head>``."""
+    if len(spec.heads) == 1:
+        return spec
+    return TaskSpec(f"{spec.name}.{head.name}", (head,), spec.challenge, format=spec.format, release=spec.release,
+                    synth=spec.synth, level=spec.level)
+
+
 def task_for_folder(folder: str) -> TaskSpec | None:
     """Map a release folder name (current or older alias) to its classic track, or None if unknown."""
     for spec in TASKS.values():

@@ -26,8 +26,8 @@ from scipy import ndimage
 
 from abawkit.errors import AbawError
 from abawkit.frames import nearest
-from abawkit.labels import TaskSpec, task
-from abawkit.metrics import expr_scores, f1_counts, va_scores
+from abawkit.labels import TaskSpec, head_track, task
+from abawkit.metrics import f1_counts, head_scores
 
 FILTERS = ("none", "median", "mean", "gaussian")
 GAUSS_TRUNCATE = 4.0  # scipy's default
@@ -169,7 +169,9 @@ def search_data(pred: pd.DataFrame, frames: pd.DataFrame, spec: TaskSpec) -> Sea
     target = target.reset_index(drop=True)
     x = np.ascontiguousarray(fill_missing(pred, target, spec.pred_columns).T)  # [C, N]
     labels = target[list(spec.label_columns)].to_numpy(np.float64)  # [N, L]
-    valid = (labels != spec.invalid) if spec.name == "va" else (labels >= 0)
+    valid = np.zeros(labels.shape, bool)
+    for head, _, cols in spec.slices():  # each head masked by its own invalid value
+        valid[:, cols] = labels[:, cols] != head.invalid
     labelled = np.flatnonzero(valid.any(axis=1))
     if labelled.size == 0:
         raise AbawError(f"no {spec.name} labels on the {len(videos)} predicted videos: are these validation predictions?")
@@ -180,15 +182,13 @@ def score_setting(data: SearchData, filt: str, param: float | None, thresholds: 
     """Score one filter setting; for AU, also pick each AU's best threshold (first best if tied)."""
     y = np.take(smooth(data.x, data.bounds, filt, param), data.labelled, axis=1)  # [C, M], C-contiguous
     spec = data.spec
-    if spec.name == "au":
+    if spec.kind == "multilabel":
         f1 = au_threshold_f1(y, data.labels.T, thresholds, data.au_codes)  # [C, K]
         best = f1.argmax(axis=1)
         per = f1[np.arange(len(best)), best]
         thr = {n: float(thresholds[b]) for n, b in zip(spec.names, best)}
-    elif spec.name == "expr":
-        per, thr = expr_scores(data.labels[:, 0], y.T, spec.n_outputs), None
     else:
-        per, thr = va_scores(data.labels, y.T, spec.invalid), None
+        per, thr = head_scores(spec.head, data.labels, y.T), None
     return {"filter": filt, "param": param, "score": float(per.mean()),
             "per_class": dict(zip(spec.names, map(float, per))), "thresholds": thr}
 
@@ -211,7 +211,7 @@ def search(data: SearchData, grid: dict[str, Sequence[float]], thresholds: Seque
 
     thr = np.asarray(sorted(thresholds), dtype=np.float64)
     settings = grid_settings(grid)
-    if data.spec.name == "au" and data.au_codes is None:
+    if data.spec.kind == "multilabel" and data.au_codes is None:
         data.au_codes = au_codes(data.labels.T, len(thr))
     if jobs == 1:
         results = []
@@ -255,23 +255,39 @@ def policy_param(policy: dict[str, Any]) -> float | None:
     return policy.get("sigma") if filt == "gaussian" else policy.get("size")
 
 
-def apply_policy(x: np.ndarray, bounds: np.ndarray, policy: dict[str, Any] | None) -> np.ndarray:
-    """Smooth [C, N] values with a policy (None = no smoothing)."""
+def apply_policy(x: np.ndarray, bounds: np.ndarray, policy: dict[str, Any] | None,
+                 spec: TaskSpec | None = None) -> np.ndarray:
+    """Smooth [C, N] values with a policy (None = no smoothing); a track of several heads smooths each
+    head's rows with its own policy (``policy["heads"][head]``)."""
     if not policy:
         return np.ascontiguousarray(x, dtype=np.float64)
+    if "heads" in policy:
+        if spec is None:
+            raise AbawError("a policy with heads needs its track")
+        return np.concatenate([apply_policy(x[out], bounds, head_policy(policy, h)) for h, out, _ in spec.slices()])
     return smooth(x, bounds, policy.get("filter", "none"), policy_param(policy))
+
+
+def head_policy(policy: dict[str, Any] | None, head) -> dict[str, Any] | None:
+    """One head's part of a track's policy (a one-head track's policy is its head's)."""
+    if not policy or "heads" not in policy:
+        return policy
+    return policy["heads"].get(head.name)
 
 
 def decide(values: np.ndarray, spec: TaskSpec, policy: dict[str, Any] | None) -> np.ndarray:
     """Final per-frame outputs from smoothed values [N, C]: AU 0/1 (policy thresholds, default 0.5),
     EXPR class id [N, 1], VA clipped to [-1, 1]."""
-    if spec.name == "au":
+    if len(spec.heads) > 1:
+        parts = [decide(values[:, out], head_track(spec, h), head_policy(policy, h)) for h, out, _ in spec.slices()]
+        return np.concatenate([p.astype(np.float64) for p in parts], axis=1)
+    if spec.kind == "multilabel":
         thr_map = (policy or {}).get("thresholds") or {}
         thr = np.asarray([float(thr_map.get(n, 0.5)) for n in spec.names])
         return (values >= thr).astype(np.int64)
-    if spec.name == "expr":
+    if spec.kind == "multiclass":
         return values.argmax(axis=1).astype(np.int64)[:, None]
-    return np.clip(values, -1.0, 1.0)
+    return np.clip(values, 0.0 if spec.kind == "intensity" else -1.0, 1.0)
 
 
 def video_bounds(videos: np.ndarray) -> np.ndarray:
@@ -306,7 +322,7 @@ def reference_search(
     for filt, p in grid_settings(grid):
         pred = np.concatenate([filters[filt](np.asarray(v, np.float64), p) for v in values])
         per, thr = [], None
-        if spec.name == "au":
+        if spec.kind == "multilabel":
             thr = {}
             for c, name in enumerate(spec.names):
                 keep = lab[:, c] >= 0
@@ -317,7 +333,7 @@ def reference_search(
                         best, best_t = f, t
                 per.append(best)
                 thr[name] = float(best_t)
-        elif spec.name == "expr":
+        elif spec.kind == "multiclass":
             keep = lab[:, 0] >= 0
             per = f1_score(lab[keep, 0], pred[keep].argmax(1), labels=range(spec.n_outputs), average=None,
                            zero_division=0)

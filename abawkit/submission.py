@@ -59,7 +59,7 @@ def edition(name: str) -> Edition:
 
 def n_values(spec: TaskSpec) -> int:
     """Value columns per row: 12 AUs, 1 class id, 2 VA values."""
-    return 1 if spec.name == "expr" else spec.n_outputs
+    return 1 if spec.kind == "multiclass" else spec.n_outputs
 
 
 # ----------------------------------------------------------------------------- expected frames
@@ -95,9 +95,9 @@ def read_template(path: str | Path) -> Expected:
 # ----------------------------------------------------------------------------- writer
 def _format(spec: TaskSpec, outputs: np.ndarray) -> pd.DataFrame:
     """Value columns as the edition writes them: ints for AU/EXPR, 6-decimal floats for VA."""
-    if spec.name == "va":
+    if spec.kind in ("regression", "intensity"):
         return pd.DataFrame(np.char.mod("%.6f", np.asarray(outputs, np.float64)), columns=list(spec.names))
-    cols = list(spec.names) if spec.name == "au" else ["class"]
+    cols = list(spec.names) if spec.kind == "multilabel" else ["class"]
     return pd.DataFrame(np.asarray(outputs, np.int64).reshape(len(outputs), -1), columns=cols)
 
 
@@ -163,7 +163,7 @@ def _lines(path: Path, problems: Problems) -> list[str] | None:
 
 def _check_values(fields: list[str], spec: TaskSpec) -> str | None:
     """First problem among a row's value fields, or None."""
-    names = spec.names if spec.name != "expr" else ("class",)
+    names = spec.names if spec.kind != "multiclass" else ("class",)
     for name, raw in zip(names, fields):
         try:
             v = float(raw)
@@ -171,11 +171,11 @@ def _check_values(fields: list[str], spec: TaskSpec) -> str | None:
             return f"{name}: non-numeric value {raw!r}"
         if not math.isfinite(v):
             return f"{name}: {raw} is not a finite number"
-        if spec.name == "au" and v not in (0.0, 1.0):
+        if spec.kind == "multilabel" and v not in (0.0, 1.0):
             return f"{name}: AU must be 0 or 1, got {raw}"
-        if spec.name == "expr" and (v != int(v) or not 0 <= v <= 7):
-            return f"expression class must be an integer 0..7, got {raw}"
-        if spec.name == "va" and not -1.0 <= v <= 1.0:
+        if spec.kind == "multiclass" and (v != int(v) or not 0 <= v < spec.n_outputs):
+            return f"expression class must be an integer 0..{spec.n_outputs - 1}, got {raw}"
+        if spec.kind == "regression" and not -1.0 <= v <= 1.0:
             return f"{name}: must be in [-1, 1], got {raw}"
     return None
 
@@ -340,7 +340,7 @@ def summary(spec: TaskSpec, expected: Expected) -> str:
 def read_submission(path: str | Path, spec: TaskSpec, edition_name: str = "abaw5") -> pd.DataFrame:
     """A (valid) submission as a table: video, frame, value columns (AU names / ``class`` / VA)."""
     path, ed = Path(path), edition(edition_name)
-    cols = list(spec.names) if spec.name != "expr" else ["class"]
+    cols = list(spec.names) if spec.kind != "multiclass" else ["class"]
     if not ed.per_video:
         df = pd.read_csv(path, skiprows=1, header=None, usecols=range(len(cols) + 1), names=["loc", *cols])
         parts = df["loc"].str.extract(r"^(?P<video>[^/]+)/(?P<frame>\d+)\.jpg$")
@@ -378,6 +378,6 @@ def score_submission(path: str | Path, truth_dir: str | Path, track: str, editio
     if joined.empty:
         raise AbawError(f"{path}: no frame in common with the ground truth in {truth_dir}")
     preds = joined[pred_cols].to_numpy(np.float64)
-    result = score(spec.name, joined[list(spec.label_columns)].to_numpy(), preds[:, 0] if spec.name == "expr" else preds)
+    result = score(spec.name, joined[list(spec.label_columns)].to_numpy(), preds[:, 0] if spec.kind == "multiclass" else preds)
     result["frames"] = int(len(joined))
     return result

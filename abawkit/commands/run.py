@@ -31,6 +31,7 @@ def run(
     audio: Annotated[Optional[list[str]], typer.Option("--audio", help="Audio checkpoint as MODEL=PATH, e.g. hubert=DIR (repeatable).")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,
+    track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl or ce (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated TMF folds (default: run.toml's), e.g. 0,1,2.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Submission folder name (default: submit.toml's).")] = None,
     gpus: Gpus = None,
@@ -60,7 +61,8 @@ def run(
         return
     if release is None:
         raise AbawError("abaw run: --release is required (the release root), e.g. --release /data/Aff-Wild2")
-    over = {"tasks": _csv(tasks, "--tasks"), "folds": _csv(folds, "--folds", int), "name": name, "jobs": jobs}
+    recipe, task_list = track_recipe(track, recipe, _csv(tasks, "--tasks"))
+    over = {"tasks": task_list, "folds": _csv(folds, "--folds", int), "name": name, "jobs": jobs}
     cfg = load_config(build.RunConfig, "run", recipe, sets, **over)
     inp = build.RunInputs(workdir.resolve(), build.resolve_recipe(recipe), release.resolve(),
                           mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
@@ -68,6 +70,24 @@ def run(
     if not inp.release.is_dir():
         raise AbawError(f"--release {release}: folder not found")
     launch.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force, launcher=launcher, wait=wait)
+
+
+def track_recipe(track: str | None, recipe: str, tasks: list | None) -> tuple[str, list | None]:
+    """``--track T``: tasks = [T], and the default recipe becomes ``demo-T`` (a track's recipe folder)."""
+    from abawkit.commands._options import DEFAULT_RECIPE
+    from abawkit.console import console
+    from abawkit.errors import AbawError
+    from abawkit.labels import task
+
+    if track is None:
+        return recipe, tasks
+    spec = task(track)
+    if tasks and tasks != [spec.name]:
+        raise AbawError(f"--track {spec.name} and --tasks {','.join(tasks)}: give one of them")
+    if recipe == DEFAULT_RECIPE and spec.name not in ("au", "expr", "va"):
+        recipe = f"demo-{spec.name}"
+        console.print(f"track {spec.name}: recipe {recipe}")
+    return recipe, [spec.name]
 
 
 def _csv(value: str | None, flag: str, cast: type = str) -> list | None:

@@ -150,8 +150,10 @@ def prep_rows(frames: pd.DataFrame, videos: Sequence[str] | None = None, task_na
         keep &= frames["video"].isin(list(videos)).to_numpy()
     if labelled and task_name:
         spec = task(task_name)
-        lab = frames[list(spec.label_columns)].to_numpy(np.float64)
-        keep &= (lab != spec.invalid).any(axis=1)
+        lab = np.zeros(len(frames), bool)  # a frame counts when any head of the track has a label on it
+        for head in spec.heads:
+            lab |= (frames[list(head.columns)].to_numpy(np.float64) != head.invalid).any(axis=1)
+        keep &= lab
     return frames.loc[keep].reset_index(drop=True)
 
 

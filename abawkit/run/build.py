@@ -24,7 +24,7 @@ from abawkit.errors import AbawError
 from abawkit.labels import task
 from abawkit.run.plan import Job, stage_marker
 from abawkit.run.slurm import SlurmConfig
-from abawkit.submission import TRACK_TAGS
+from abawkit import formats
 from abawkit.workspace import layout
 
 # Lazy imports: the stage modules whose recipe sections the plan reads (tmf, extract, submit, pretrain) are
@@ -209,9 +209,9 @@ def _finish(b: Builder, cfg: RunConfig, t: str, name: str) -> None:
     ens = b.add(layout.ensemble(t), "ensemble", ["ensemble", *preds, *vals], tmf)
     smooth = b.add(layout.smooth(t), "smooth", ["smooth-search", "--task", t, "--pred", str(w / tmf[0] / "pred_val.parquet")],
                    [tmf[0]])
-    tag = TRACK_TAGS[t]
+    tag = formats.tag(t)
     sub = b.add(layout.submit_job(t), "submit", ["submit", "--track", t, "--name", name,
                                                  "--out", str(layout.path(w, layout.SUBMISSIONS))],
                 [ens, smooth], marker=f"{layout.submission(name)}/submission_{tag}.json", force=())
-    b.add(layout.validate_job(t), "validate", ["validate", str(layout.path(w, layout.submission(name)) / f"{tag}_predictions.txt"),
+    b.add(layout.validate_job(t), "validate", ["validate", str(layout.path(w, layout.submission(name)) / formats.file_name(t)),
                                         "--track", t, "-w", str(w)], [sub], marker="", common=False, force=())

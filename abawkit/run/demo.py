@@ -23,12 +23,12 @@ from abawkit.config import load_config
 from abawkit.console import console, table
 from abawkit.errors import AbawError
 from abawkit.io import write_json, write_text
+from abawkit import formats
 from abawkit.labels import task
 from abawkit.run import build, launch
 from abawkit.run.build import tmf_features
 from abawkit.run.plan import Job
 from abawkit.stages.synth import SynthConfig
-from abawkit.submission import TRACK_TAGS, score_submission
 from abawkit.workspace import layout
 from abawkit.workspace.stage import load_stage
 
@@ -97,15 +97,24 @@ def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
             "submit", "--track", t, "--name", single, "--set", "zip=false",
             "--pred", str(layout.path(w, layout.tmf(t, 0)) / "pred_test.parquet"),
             "--out", str(layout.path(w, layout.SUBMISSIONS))],
-              [layout.tmf(t, 0), layout.smooth(t)], marker=f"{layout.submission(single)}/submission_{TRACK_TAGS[t]}.json",
+              [layout.tmf(t, 0), layout.smooth(t)], marker=f"{layout.submission(single)}/submission_{formats.tag(t)}.json",
               force=())
     return b.jobs
 
 
 def _submissions(workdir: Path, name: str, task_name: str) -> dict[str, Path]:
-    file = f"{TRACK_TAGS[task_name]}_predictions.txt"
+    file = formats.file_name(task_name)
     return {"ensemble": layout.path(workdir, layout.submission(name)) / file,
             "fold0": layout.path(workdir, layout.submission(f"{name}-fold0")) / file}
+
+
+def truth_path(release: Path, track: str) -> Path:
+    """The synthetic release's test ground truth of a track (a folder of per-video files for the classic
+    tracks, the file its format names for the others)."""
+    spec = task(track)
+    if spec.format == "frames":
+        return release / "test_ground_truth" / TRUTH_DIRS[spec.name]
+    return release / formats.get(spec).TRUTH
 
 
 def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
@@ -121,8 +130,8 @@ def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[s
 
     rows = []
     for t in tasks:
-        truth = release / "test_ground_truth" / TRUTH_DIRS[t]
-        test = {k: score_submission(p, truth, t)["score"] if truth.is_dir() else None for k, p in subs[t].items()}
+        truth = truth_path(release, t)
+        test = {k: formats.score_file(t, p, truth)["score"] if truth.exists() else None for k, p in subs[t].items()}
         rows.append({
             "task": t, "metric": task(t).metric,
             "frame model": _val(workdir, layout.finetune(t, 0)),

@@ -14,7 +14,7 @@ from abawkit.errors import AbawError
 from abawkit.io import write_json
 from abawkit.labels import task
 from abawkit.scoring import evaluate_predictions
-from abawkit.submission import score_submission
+from abawkit.formats import score_file
 
 __all__ = ["evaluate_predictions", "run"]
 
@@ -27,14 +27,14 @@ def run(pred_path: Path, task_name: str, workdir: Path, truth: Path | None = Non
     if not pred_path.exists():
         raise AbawError(f"{pred_path}: not found")
     if truth is not None:
-        result = score_submission(pred_path, truth, spec.name, edition)
+        result = score_file(spec, pred_path, truth, edition)
         result.update(task=spec.name, file=str(pred_path), truth=str(truth))
     else:
         result = evaluate_predictions(workdir, pred_path, spec)
     rows = [(name, float(v)) for name, v in result["per_class"].items()]
     rows.append((f"[bold]{spec.metric}[/]", float(result["score"])))
     console.print(table(f"{spec.name.upper()} on {result['frames']} labelled frames: {pred_path.name}",
-                        ["class", "F1" if spec.name != "va" else "CCC"], rows))
+                        ["class", {"regression": "CCC", "intensity": "Pearson"}.get(spec.kind, "F1")], rows))
     dest = out or pred_path.with_name(pred_path.stem + ".eval.json")
     write_json(dest, result)
     console.print(f"wrote {dest}")

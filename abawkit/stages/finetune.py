@@ -155,9 +155,8 @@ def run(workdir: str | Path, cfg: FinetuneConfig, *, force: bool = False, resume
 def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict, device: Any, last: Path) -> Any:
     """Run the engine with the task loss; ``best.pt`` is rewritten whenever validation improves."""
 
-    multiclass = spec.kind == "multiclass"  # labels [N, 1] -> [N]
-    y_train = data["labels"]["train"]
-    weights = class_weights(spec, y_train[:, 0] if multiclass else y_train)
+    y_train = data["labels"]["train"]  # [N, L]: the track's label columns (each head masked on its own)
+    weights = class_weights(spec, y_train)
     val_loader = eval_loader(data["val"], cfg.data.eval_batch, cfg.train.num_workers, device.type == "cuda")
     y_val = data["labels"]["val"]
 
@@ -166,7 +165,7 @@ def _train(st: Any, model: Any, cfg: FinetuneConfig, spec: TaskSpec, data: dict,
 
     def eval_fn() -> dict:
         preds = predict_frames(model, val_loader, spec, device, cfg.train.amp)
-        s = score(spec, y_val[:, 0] if multiclass else y_val, preds)
+        s = score(spec, y_val, preds)
         return {"score": s["score"], "per_class": s["per_class"]}
 
     def on_best(m: Any, record: dict) -> None:

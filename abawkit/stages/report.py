@@ -66,22 +66,24 @@ def timeline(workdir: Path, spec: TaskSpec, n_videos: int = 2) -> list[Timeline]
     for video in sorted(pred.df["video"].unique())[:n_videos]:
         rows = frames.loc[frames["video"] == video, ["video", "frame", *spec.label_columns]].reset_index(drop=True)
         x = pp.fill_missing(pred.df, rows, spec.pred_columns).T  # [C, T]
-        sm = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), policy)
+        sm = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), policy, spec)
         lines.append(_one_line(spec, video, rows, x, sm))
     return lines
 
 
 def _one_line(spec: TaskSpec, video: str, rows, x: np.ndarray, sm: np.ndarray) -> Timeline:
-    """Pick what to draw: AU12 probability, the EXPR class id, or valence."""
+    """Pick what to draw from the track's first head: a class id (argmax), AU12's probability (or the
+    head's first name), or its first value (valence)."""
     frames = rows["frame"].to_numpy()
-    if spec.name == "expr":
-        label = rows["EXPR"].to_numpy(np.float64)
-        return Timeline(f"{video}: expression class (argmax)", frames, np.where(label < 0, np.nan, label),
-                        x.argmax(0).astype(float), sm.argmax(0).astype(float))
-    col = "AU12" if spec.name == "au" else "valence"
-    i = list(spec.names).index(col)
-    label = rows[col].to_numpy(np.float64)
-    return Timeline(f"{video}: {col}", frames, np.where(label == spec.invalid, np.nan, label), x[i], sm[i])
+    head, out, _ = spec.slices()[0]
+    if head.kind == "multiclass":
+        label = rows[head.columns[0]].to_numpy(np.float64)
+        return Timeline(f"{video}: {head.name} class (argmax)", frames, np.where(label < 0, np.nan, label),
+                        x[out].argmax(0).astype(float), sm[out].argmax(0).astype(float))
+    name = "AU12" if "AU12" in head.names else head.names[0]
+    i = out.start + head.names.index(name)
+    label = rows[head.columns[head.names.index(name)]].to_numpy(np.float64)
+    return Timeline(f"{video}: {name}", frames, np.where(label == head.invalid, np.nan, label), x[i], sm[i])
 
 
 def run(workdir: Path, out: Path | None = None) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from abawkit import formats
 from abawkit import postprocess as pp
 from abawkit import submission as sub
 from abawkit.console import console
@@ -22,7 +23,8 @@ from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json
 from abawkit.labels import task
 from abawkit.predictions import read_predictions
-from abawkit.scoring import expected_frames, release_template
+from abawkit.data.tables import load_prep
+from abawkit.scoring import dense_rows, expected_frames, release_template
 from abawkit.workspace import layout
 from abawkit.workspace.fingerprints import sha256_file
 from abawkit.workspace.stage import MANIFEST, load_stage
@@ -55,27 +57,22 @@ def _default_policy(workdir: Path, track: str) -> dict | None:
 def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, policy: Path | None = None,
         template: Path | None = None, out: Path = Path(layout.SUBMISSIONS)) -> Path:
     spec = task(track)
-    sub.edition(cfg.edition)
+    fmt = formats.get(spec, cfg.edition)
     pred = pred or _default_pred(workdir, spec.name)
     if not pred.is_file():
         raise AbawError(f"{pred}: file not found")
     pol = read_json(policy) if policy else _default_policy(workdir, spec.name)
     if pol and pol.get("task", spec.name) != spec.name:
         raise AbawError(f"{policy}: policy is for task {pol['task']}, not {spec.name}")
-    expected = expected_frames(workdir, spec, template)
+    expected = expected_frames(workdir, spec, template, cfg.edition)
     template = template or release_template(workdir, spec.name)
-    rows = pd.DataFrame({"video": np.repeat(list(expected), [len(f) for f in expected.values()]),
-                         "frame": np.concatenate(list(expected.values()))})
-    p = read_predictions(pred, spec)
-    x = pp.fill_missing(p.df, rows, spec.pred_columns).T  # [C, N]
-    smoothed = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), pol)
-    outputs = pp.decide(smoothed.T, spec, pol)
+    outputs, rows = final_outputs(workdir, spec, read_predictions(pred, spec).df, pol, expected)
     folder = out / cfg.name
-    path = sub.write_submission(folder, spec, rows, outputs, cfg.edition)
-    problems = sub.validate(path, spec, expected, cfg.edition)
+    path = fmt.write(folder, spec, rows, outputs)
+    problems = fmt.validate(path, spec, expected)
     if problems:
         raise AbawError(f"written submission failed validation: {problems[0]} (+{len(problems) - 1} more)")
-    tag = sub.TRACK_TAGS[spec.name]
+    tag = formats.tag(spec)
     zipped = sub.zip_submission(path, folder / f"{cfg.name}_{tag}.zip") if cfg.zip else None
     write_json(folder / f"submission_{tag}.json", {
         "track": spec.name, "edition": cfg.edition, "file": str(path), "zip": str(zipped) if zipped else None,
@@ -83,3 +80,16 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
         "template": str(template) if template else None, "summary": sub.summary(spec, expected)})
     console.print(f"[green]OK[/] {path} ({sub.summary(spec, expected)})" + (f"; zip: {zipped}" if zipped else ""))
     return path
+
+
+def final_outputs(workdir: Path, spec, df: pd.DataFrame, pol: dict | None, expected: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Decided values [N, n_values] for the listed rows (video, frame) of ``expected``, in its order.
+
+    Predictions are filled onto every frame of each video (nearest predicted frame), smoothed per video
+    and per head with the policy, then decided; only the listed frames are kept."""
+    frames = load_prep(workdir).frames if layout.path(workdir, layout.PREP).is_dir() else None
+    dense, pick = dense_rows(expected, frames)
+    x = pp.fill_missing(df, dense, spec.pred_columns).T  # [C, N]
+    smoothed = pp.apply_policy(x, pp.video_bounds(dense["video"].to_numpy()), pol, spec)
+    rows = dense.iloc[pick].reset_index(drop=True)
+    return pp.decide(smoothed.T[pick], spec, pol), rows

@@ -32,6 +32,8 @@ class FeatureSets:
     au: tuple[str, ...] = ("mae",)
     expr: tuple[str, ...] = ("mae", "fbank")
     va: tuple[str, ...] = ("mae", "fbank")
+    mtl: tuple[str, ...] = ("mae", "fbank")
+    ce: tuple[str, ...] = ("mae",)
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,6 @@ def evaluate(model, data: list, cfg: TMFConfig, device) -> tuple[dict, list[np.n
     preds = predict(model, data, cfg, device)
     labels = np.concatenate([vd.labels for vd in data])
     p = np.concatenate(preds)
-    if cfg.task == "expr":
-        labels = labels[:, 0]
     return score(cfg.task, labels, p), preds
 
 
@@ -175,11 +175,11 @@ def run(workdir: str | Path, cfg: TMFConfig, force: bool = False, resume: bool =
         in_dim = sum(s.dim for s in stores.values())
         model = build_model(cfg, in_dim, tuple(s.dim for s in stores.values()))
         labels = np.concatenate([vd.labels for vd in train_data])
-        weights = class_weights(spec.name, labels[:, 0] if spec.kind == "multiclass" else labels)
+        weights = class_weights(spec, labels)  # [N, L]: each head masked on its own
 
         def loss_fn(m, batch):
             out = m(batch["x"], batch["pad"])  # [B, K, C]
-            return task_loss(spec.name, *flatten_valid(out, batch["y"], batch["pad"]), weights)
+            return task_loss(spec, *flatten_valid(out, batch["y"], batch["pad"]), weights)
 
         def eval_fn():
             result, _ = evaluate(model, val_data, cfg, next(model.parameters()).device)

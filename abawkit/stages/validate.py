@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from abawkit import formats
 from abawkit import submission as sub
 from abawkit.console import console
 from abawkit.labels import task
@@ -19,9 +20,9 @@ MAX_SHOWN = 200
 def run(path: Path, track: str, workdir: Path, template: Path | None = None, edition: str = "abaw5") -> int:
     """Returns the number of problems (0 = valid)."""
     spec = task(track)
-    sub.edition(edition)
-    expected = expected_frames(workdir, spec, template)
-    problems = sub.validate(path, spec, expected, edition)
+    fmt = formats.get(spec, edition)
+    expected = expected_frames(workdir, spec, template, edition)
+    problems = fmt.validate(path, spec, expected)
     for p in problems[:MAX_SHOWN]:
         console.print(p, soft_wrap=True, markup=False)
     if len(problems) > MAX_SHOWN:

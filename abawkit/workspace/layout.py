@@ -59,6 +59,11 @@ def vision_store(task: str, fold: int, base: str = VISION_BASE) -> str:
     return f"{base}-{task}" if fold == 0 else f"{base}-{task}-fold{fold}"
 
 
+def zeroshot(task: str) -> str:
+    """A track's predictions made without training on it (CE from an EXPR model and a rule)."""
+    return f"zeroshot/{task}"
+
+
 def ensemble(task: str) -> str:
     return f"ensemble/{task}"
 
