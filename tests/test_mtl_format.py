@@ -91,19 +91,17 @@ def test_a_missing_video_is_reported_at_the_end(good):
                                                   f"a-b_left/00003.jpg"]
 
 
-def test_read_truth_and_aligned_scoring_inputs(tmp_path, good):
+def test_read_truth_file_or_folder_keeps_masked_labels(tmp_path):
     truth = tmp_path / "truth"
     truth.mkdir()
     (truth / "test_set_annotations.txt").write_text(
         "image,valence,arousal,expression,aus\n"
         "a-b_left/00003.jpg,0.5,-5,2," + ",".join(["1"] * 11 + ["-1"]) + "\n"
         "video45_1/00001.jpg,-5,-5,-1," + ",".join(["0"] * 12) + "\n")
-    t = fmt.read_truth(truth, SPEC)
-    assert list(t.columns) == ["video", "frame", *SPEC.label_columns] and len(t) == 2
-    labels, values = fmt.aligned(good, truth, SPEC)
-    assert labels.shape == values.shape == (2, 15)
-    sub = fmt.read(good, SPEC).set_index(["video", "frame"])
-    want = {(r.video, r.frame): r for r in t.itertuples(index=False)}
-    for lab, val in zip(labels, values):
-        key = next(k for k, r in want.items() if np.allclose(list(r)[2:], lab))
-        np.testing.assert_allclose(val, sub.loc[key].to_numpy(np.float64))
+    for path in (truth, truth / "test_set_annotations.txt"):
+        t = fmt.read_truth(path, SPEC)
+        assert list(t.columns) == ["video", "frame", *SPEC.label_columns]
+        assert t[["video", "frame"]].values.tolist() == [["a-b_left", 3], ["video45_1", 1]]
+        np.testing.assert_allclose(t.iloc[0, 2:].to_numpy(np.float64), [0.5, -5, 2] + [1] * 11 + [-1])
+        np.testing.assert_allclose(t.iloc[1, 2:].to_numpy(np.float64), [-5, -5, -1] + [0] * 12)
+    assert len(fmt.value_columns(SPEC)) == len(SPEC.label_columns)  # aligned for scoring a file

@@ -107,3 +107,24 @@ def test_cli_track_option_and_missing_crop_is_one_line(release, tmp_path):
     res = runner.invoke(app, ["prep", "--release", str(root), "-w", str(tmp_path / "w")])
     assert res.exit_code == 2 and f"mtl: 1 annotated image(s) have no crop, first {first}" in res.output, res.output
     assert "Traceback" not in res.output and not (tmp_path / "w" / "prep").exists()
+
+
+def test_beside_the_classic_challenge_folders(release, tmp_path):
+    from abawkit.stages.prep import PrepConfig, run
+
+    root = tmp_path / "both"
+    shutil.copytree(release, root)
+    video = (root / "training_set_annotations.txt").read_text().splitlines()[1].split("/")[0]
+    folder = root / "EXPR_Classification_Challenge" / "Train_Set"
+    folder.mkdir(parents=True)
+    expr = np.arange(60) % 8
+    (folder / f"{video}.txt").write_text(",".join(TASKS["expr"].names) + "\n" + "".join(f"{e}\n" for e in expr))
+    run(PrepConfig(release=str(root), size=32), tmp_path / "w")
+    f = load_prep(tmp_path / "w").frames
+    g = f[f["video"] == video].sort_values("frame")
+    assert g["EXPR"].tolist() == expr.tolist() and (g["split_expr"] == "train").all()
+    assert (f.loc[f["video"] != video, "split_expr"] == "none").all()
+    listed = _file_rows(root / "training_set_annotations.txt")
+    mine = listed[listed["video"] == video].set_index("frame")["mtl_EXPR"]
+    np.testing.assert_array_equal(g.set_index("frame").loc[mine.index, "mtl_EXPR"], mine)  # both tracks, own columns
+    assert set(f["split_mtl"]) == {"train", "val", "test"}

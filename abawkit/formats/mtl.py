@@ -43,13 +43,14 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
     outputs = np.asarray(outputs)
     if outputs.shape != (len(rows), n_values(spec)):
         raise ValueError(f"outputs {outputs.shape} for {len(rows)} rows of {n_values(spec)} values")
-    loc = rows["video"].astype(str).to_numpy(object) + "/" + pd.Series(rows["frame"]).astype(int).map("{:05d}.jpg".format).to_numpy(object)
-    va = np.char.mod("%.6f", outputs[:, :2].astype(np.float64))
-    ints = outputs[:, 2:].astype(np.int64).astype(str)
-    table = pd.DataFrame(np.column_stack([loc, va, ints]))
+    frame = pd.Series(rows["frame"]).astype(np.int64).astype(str).str.zfill(5).to_numpy(object)
+    table = pd.DataFrame({"image": rows["video"].astype(str).to_numpy(object) + "/" + frame + ".jpg",
+                          "valence": outputs[:, 0].astype(np.float64), "arousal": outputs[:, 1].astype(np.float64)})
+    ints = pd.DataFrame(outputs[:, 2:].astype(np.int64), columns=value_columns(spec)[2:])
+    table = pd.concat([table, ints], axis=1)
     out = Path(out_dir) / FILE
     with atomic_path(out) as tmp:
-        tmp.write_text(HEADER + "\n" + table.to_csv(index=False, header=False, lineterminator="\n"))
+        tmp.write_text(HEADER + "\n" + table.to_csv(index=False, header=False, lineterminator="\n", float_format="%.6f"))
     return out
 
 
@@ -181,14 +182,3 @@ def read_truth(path: Path, spec: TaskSpec) -> pd.DataFrame:
         tables.append(pd.concat([rows, pd.DataFrame(values, columns=list(spec.label_columns))], axis=1))
     return pd.concat(tables, ignore_index=True)
 
-
-def aligned(path: Path, truth: Path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """A submission file and the ground truth joined on (video, frame): labels [N, 15] in
-    ``spec.label_columns`` order and the file's values [N, 15] in ``value_columns`` order, for
-    ``metrics.score(spec, labels, values)``."""
-    sub = read(path, spec)
-    cols = value_columns(spec)
-    joined = read_truth(truth, spec).merge(sub, on=["video", "frame"], how="inner", validate="one_to_one")
-    if joined.empty:
-        raise AbawError(f"{path}: no image in common with the ground truth in {truth}")
-    return joined[list(spec.label_columns)].to_numpy(np.float64), joined[cols].to_numpy(np.float64)

@@ -137,8 +137,8 @@ def read_annotations(files: dict[str, Path]) -> tuple[Annotations, dict[str, np.
         ann.names += list(videos)
         ann.roles += [role] * len(videos)
         ann.lengths = np.concatenate([ann.lengths, lengths])
-        for k, v in enumerate(videos):
-            listed[v] = np.sort(rows["frame"].to_numpy()[codes == k])
+        order = np.lexsort((rows["frame"].to_numpy(), codes))  # by video, then frame
+        listed.update(zip(videos, np.split(rows["frame"].to_numpy()[order], np.cumsum(np.bincount(codes))[:-1])))
     if blocks:
         ann.values = np.concatenate(blocks).astype(np.float32)
     return ann, listed
