@@ -24,16 +24,19 @@ def synth(
     size: Annotated[Optional[int], typer.Option(help="Face crop size in pixels.")] = None,
     faces: Annotated[Optional[int], typer.Option(help="Unlabelled faces for MAE pre-training (pretrain_faces/).")] = None,
     layout: Annotated[Optional[str], typer.Option(help="tidy (official layout) | shipped (as the archives unpack).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="classic (AU/EXPR/VA challenge folders) | mtl (s-Aff-Wild2).")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
     force: Force = False,
 ) -> None:
-    """Write a synthetic release in the official Aff-Wild2 layout (faces, labels, mp4 with audio)."""
+    """Write a synthetic release in the official Aff-Wild2 layout (faces, labels, mp4 with audio); --track mtl
+    writes s-Aff-Wild2's layout (sparse listed images, per-task gaps, MTL.txt) instead."""
     from abawkit.config import load_config
     from abawkit.stages import synth as stage
 
-    cfg = load_config(stage.SynthConfig, "synth", recipe, set_, videos=videos, frames=frames, size=size, faces=faces, layout=layout, seed=seed)
+    cfg = load_config(stage.SynthConfig, "synth", recipe, set_, videos=videos, frames=frames, size=size, faces=faces, layout=layout, track=track,
+                      seed=seed)
     stage.run(cfg, out, force=force)
 
 

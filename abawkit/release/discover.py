@@ -13,7 +13,11 @@ Rules where the same thing is found twice:
   sorts first); every such video is listed in ``Layout.duplicates``;
 - two media files with one stem: ``.mp4`` before other extensions, then the path that sorts first;
 - two challenge folders of one task, or two different test lists of one task: an error naming both
-  (point ``--annotations`` at the right folder, or remove one).
+  (point ``--annotations`` at the right folder, or remove one);
+- s-Aff-Wild2 (the MTL track, ``release/mtl.py``): its annotation files and test list are found by name
+  anywhere in the walk (``Layout.mtl``); two different files for one role are an error naming both. Its
+  test list is also recorded as the track's template (``Layout.templates["mtl"]``). A release may hold
+  s-Aff-Wild2 alone (no challenge folders) or next to the classic challenge folders.
 Explicit folders (``annotations``, ``crops``, ``videos``) replace discovery of that kind.
 """
 
@@ -36,6 +40,12 @@ TEST_LIST_RE = re.compile(r"^(Action_Unit|Expression|Valence_Arousal)\w*_test_se
 TEST_LIST_TASK = {"action_unit": "au", "expression": "expr", "valence_arousal": "va"}
 TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA)_test_set_(example|sample)\w*\.txt$", re.IGNORECASE)
 CHALLENGE_LIKE = re.compile(r"(Challenge|_Set)$")
+MTL_FILES = {  # s-Aff-Wild2 (release/mtl.py): annotation files per split (ABAW4 adds a suffix) and the test list
+    "train": re.compile(r"^training_set_annotations(_\w+)?\.txt$", re.IGNORECASE),
+    "val": re.compile(r"^validation_set_annotations(_\w+)?\.txt$", re.IGNORECASE),
+    "test": re.compile(r"^(MTL|MTL_Challenge_test_set_release|Multi_Task_Learning_Challenge_test_set_release)\.txt$",
+                       re.IGNORECASE),
+}
 
 
 @dataclass
@@ -49,6 +59,7 @@ class Layout:
     videos: dict[str, Path] = field(default_factory=dict)  # media stem -> media file
     test_lists: dict[str, Path] = field(default_factory=dict)  # task -> *_test_set_release.txt
     templates: dict[str, Path] = field(default_factory=dict)  # task -> submission template
+    mtl: dict[str, Path] = field(default_factory=dict)  # s-Aff-Wild2: "train" / "val" annotation file, "test" list
     duplicates: dict[str, list[str]] = field(default_factory=dict)  # "crops:<video>" / "video:<stem>" -> [used, others...]
     searched: dict[str, list[str]] = field(default_factory=dict)  # kind -> folders searched
 
@@ -65,13 +76,20 @@ class Layout:
         rows += [{"kind": "videos", "path": str(d), "count": n} for d, n in sorted(folders.items())]
         rows += [{"kind": f"test list {t}", "path": str(p), "count": len(read_names(p))} for t, p in sorted(self.test_lists.items())]
         rows += [{"kind": f"template {t}", "path": str(p), "count": None} for t, p in sorted(self.templates.items())]
+        rows += [{"kind": f"mtl {r}", "path": str(p), "count": None} for r, p in sorted(self.mtl.items())]
         return rows
 
     def to_dict(self) -> dict:
         return {"root": str(self.root), "challenges": {t: str(p) for t, p in self.challenges.items()},
                 "crop_roots": [str(p) for p in self.crop_roots], "test_lists": {t: str(p) for t, p in self.test_lists.items()},
                 "templates": {t: str(p) for t, p in self.templates.items()}, "duplicates": self.duplicates,
+                "mtl": {r: str(p) for r, p in self.mtl.items()},
                 "searched": self.searched, "videos": len(self.videos), "crop_folders": len(self.crops)}
+
+
+def mtl_role(name: str) -> str | None:
+    """``train`` / ``val`` / ``test`` for an s-Aff-Wild2 file name, else None."""
+    return next((role for role, rx in MTL_FILES.items() if rx.match(name)), None)
 
 
 def _count_txt(challenge: Path) -> int:
@@ -91,6 +109,7 @@ class _Found:
     media: list[Path] = field(default_factory=list)
     test_lists: list[Path] = field(default_factory=list)
     templates: list[Path] = field(default_factory=list)
+    mtl: list[Path] = field(default_factory=list)  # s-Aff-Wild2 annotation files and test lists
 
 
 def _is_crop_folder(path: str, peek: int = 16) -> bool:
@@ -121,6 +140,8 @@ def _walk(top: Path, max_depth: int = MAX_DEPTH) -> _Found:
                 found.test_lists.append(here / name)
             elif TEMPLATE_RE.search(name):
                 found.templates.append(here / name)
+            elif mtl_role(name):
+                found.mtl.append(here / name)
         if any(d in SPLIT_FOLDERS for d in dirnames):
             found.challenges.append(here)
             dirnames[:] = []
@@ -136,8 +157,9 @@ def _walk(top: Path, max_depth: int = MAX_DEPTH) -> _Found:
 
 
 # ----------------------------------------------------------------------------- interpretation
-def _challenges(found: list[Path], searched: list[str]) -> dict[str, Path]:
-    """{task: challenge folder}; unknown challenge-like names and two folders for one task are errors."""
+def _challenges(found: list[Path], searched: list[str], required: bool = True) -> dict[str, Path]:
+    """{task: challenge folder}; unknown challenge-like names and two folders for one task are errors, and so is
+    finding none when ``required`` (a release without s-Aff-Wild2 annotation files)."""
     out: dict[str, Path] = {}
     for d in found:
         spec = task_for_folder(d.name)
@@ -150,9 +172,10 @@ def _challenges(found: list[Path], searched: list[str]) -> dict[str, Path]:
             raise AbawError(f"two annotation folders for {spec.name}: {out[spec.name]} and {d}; "
                             f"pass --annotations with the one to use")
         out[spec.name] = d
-    if not out:
-        raise AbawError(f"no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) found under "
-                        f"{', '.join(searched)} (searched {MAX_DEPTH} levels deep; pass --annotations DIR)")
+    if not out and required:
+        raise AbawError(f"no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) or s-Aff-Wild2 annotation "
+                        f"files (training_set_annotations.txt) found under {', '.join(searched)} "
+                        f"(searched {MAX_DEPTH} levels deep; pass --annotations DIR)")
     return out
 
 
@@ -200,6 +223,18 @@ def _test_lists(files: list[Path]) -> dict[str, Path]:
     return out
 
 
+def _mtl_files(files: list[Path]) -> dict[str, Path]:
+    """{role: s-Aff-Wild2 file} (``train``, ``val``, ``test``); two different files for one role are an error."""
+    out: dict[str, Path] = {}
+    for p in sorted(set(files)):
+        role = mtl_role(p.name)
+        if role in out and out[role].read_bytes() != p.read_bytes():
+            raise AbawError(f"two different s-Aff-Wild2 {role} files: {out[role]} and {p}; keep the one of the "
+                            f"edition you target")
+        out.setdefault(role, p)  # type: ignore[arg-type]
+    return out
+
+
 def _templates(files: list[Path]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in files:
@@ -221,19 +256,23 @@ def discover(root: str | Path, annotations: str | Path | None = None, crops: tup
     found = _walk(root)
     lay = Layout(root)
     ann_top = [Path(annotations).resolve()] if annotations else [root]
-    ann_found = _walk(ann_top[0]).challenges if annotations else found.challenges
+    ann_walk = _walk(ann_top[0]) if annotations else found
+    ann_found = ann_walk.challenges
     if annotations and task_for_folder(ann_top[0].name) is not None:
         ann_found = [ann_top[0]]  # the challenge folder itself
     lay.searched = {"annotations": [str(p) for p in ann_top],
                     "crops": [str(Path(p).resolve()) for p in crops] or [str(root)],
                     "videos": [str(Path(p).resolve()) for p in videos] or [str(root)]}
-    lay.challenges = _challenges(ann_found, lay.searched["annotations"])
+    lay.mtl = _mtl_files(found.mtl + ann_walk.mtl)
+    lay.challenges = _challenges(ann_found, lay.searched["annotations"], required=not ({"train", "val"} & set(lay.mtl)))
     lay.crop_roots = _override(crops, "crop_roots", "--crops", "per-video folders of numbered images") or found.crop_roots
     lay.crops = _crop_folders(lay.crop_roots, lay.duplicates)
     media = _override(videos, "media", "--videos", "video files") or found.media
     lay.videos = _media(media, lay.duplicates)
     lay.test_lists = _test_lists(found.test_lists)
     lay.templates = _templates(found.templates)
+    if "test" in lay.mtl:
+        lay.templates["mtl"] = lay.mtl["test"]  # the organisers' frame list is the MTL track's template
     return lay
 
 

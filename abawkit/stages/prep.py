@@ -7,7 +7,9 @@ crops or a raw video to detect faces in, reads the annotations (``release/annota
 ``audio/<source>.wav`` (16 kHz mono), ``crops/<video>/NNNNN.jpg`` for videos without a crop
 folder (faces detected, tracked and aligned in the raw video; a frame without a face gets no crop,
 as in the organisers' ``cropped_aligned``, so it takes the nearest face frame's features), and ``summary.json`` (the folders used, per task and split
-how many videos have crops / only a raw video / audio, the folds). A release that would give videos
+how many videos have crops / only a raw video / audio, the folds). s-Aff-Wild2's files (the MTL track,
+``release/mtl.py``), alone or beside the classic challenge folders, give the ``mtl_*`` columns and ``split_mtl``;
+every image its annotation files list must have a crop, and its test list is the track's template. A release that would give videos
 without frames or faces is an error, never an empty dataset. Paths stored are absolute and
 point at the finished ``prep/`` folder.
 """
@@ -24,8 +26,9 @@ import pandas as pd
 from abawkit.console import console, progress, table
 from abawkit.errors import AbawError, where
 from abawkit.io import write_json, write_parquet
-from abawkit.labels import TASKS
+from abawkit.labels import CLASSIC, TASKS
 from abawkit.release import annotations as rel
+from abawkit.release import mtl as mtl_rel
 from abawkit.release.annotations import half_of, list_crops, source_key
 from abawkit.release.discover import annotation_items, discover, read_names
 from abawkit.release.splits import SplitConfig, show, write_splits
@@ -134,13 +137,15 @@ def summarize(frames: pd.DataFrame) -> list[dict]:
     """Videos, frames and labelled frames per task and split."""
     rows = []
     for t, spec in TASKS.items():
-        col = spec.label_columns[0]
         if f"split_{t}" not in frames:
             continue
         for s, g in frames.groupby(f"split_{t}", sort=True):
             if s != "none":
+                labelled = np.zeros(len(g), bool)  # a frame any head has a label for
+                for h in spec.heads:
+                    labelled |= (g[h.columns[0]] != h.invalid).to_numpy()
                 rows.append({"task": t, "split": s, "videos": int(g["video"].nunique()), "frames": len(g),
-                             "labelled": int((g[col] != spec.invalid).sum())})
+                             "labelled": int(labelled.sum())})
     return rows
 
 
@@ -211,6 +216,45 @@ def show_found(lay, cover: list[dict]) -> None:
                       f"(also: {', '.join(paths[1:])})", soft_wrap=True, highlight=False)
 
 
+@dataclass
+class MtlRelease:
+    """What prep reads of s-Aff-Wild2: listed frames per labelled video and the test list ({video: frames})."""
+
+    listed: dict[str, np.ndarray] = field(default_factory=dict)
+    test: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def read_mtl(lay, anns: dict, tests: dict[str, list[str]]) -> MtlRelease:
+    """Add s-Aff-Wild2's annotations (``anns["mtl"]``) and test videos (``tests["mtl"]``, the list's order)."""
+    found = MtlRelease()
+    if {"train", "val"} & set(lay.mtl):
+        anns["mtl"], found.listed = mtl_rel.read_annotations(lay.mtl)
+    if "test" in lay.mtl:
+        found.test = mtl_rel.read_test_list(lay.mtl["test"])
+        tests["mtl"] = list(found.test)
+    return found
+
+
+def check_mtl_crops(found: MtlRelease, crops: dict, searched: list[str]) -> None:
+    """Every image s-Aff-Wild2's annotation files list has a crop (else one line: how many lack one, the first);
+    test-list images without a crop are only noted (they take the nearest crop's features)."""
+    count, first = mtl_rel.missing_crops(found.listed, crops)
+    if count:
+        raise AbawError(f"mtl: {count} annotated image(s) have no crop, first {first} (searched crops under "
+                        f"{', '.join(searched)}; pass --crops DIR)")
+    count, first = mtl_rel.missing_crops(found.test, crops)
+    if count:
+        console.print(f"[yellow]note:[/] mtl: {count} test-list image(s) have no crop, first {first}; they take the "
+                      f"nearest crop of their video", soft_wrap=True, highlight=False)
+
+
+def template_frames(lay, found: MtlRelease) -> dict[str, int]:
+    """Frames per test video from the classic templates (rows per video) and the MTL test list (its last frame)."""
+    counts = rel.template_counts({t: p for t, p in lay.templates.items() if t in CLASSIC})
+    counts.update({v: int(f.max()) for v, f in found.test.items()})
+    return counts
+
+
 def release_inputs(cfg: PrepConfig) -> dict[str, Any]:
     """What prep reads, by listing (annotation and list files by content): the release, and any folder given
     apart from it (``--annotations``, ``--crops``, ``--videos``)."""
@@ -228,13 +272,15 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
         tests = {t: read_names(p) for t, p in lay.test_lists.items()}
+        mtl = read_mtl(lay, anns, tests)
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns})
         src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
         cover = coverage(lay, anns, tests, src_of)
         infos = probe_sources(names, lay.videos)
         crops = release_crops(names, lay)
+        check_mtl_crops(mtl, crops, lay.searched["crops"])
         detect = [v for v in names if v not in crops and src_of[v] is not None]
-        n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(lay.templates), crops)
+        n_frames = frame_counts(names, anns, infos, src_of, template_frames(lay, mtl), crops)
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
         made, det = detect_crops(detect, src_of, run_, final, cfg)

@@ -1,7 +1,8 @@
 """``abaw synth OUT``: write a synthetic release (see ``release/synth/``) into folder OUT.
 
 ``layout = "shipped"`` writes the same release rearranged as the organisers' archives unpack
-(``data/synthetic.ship_layout``). Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
+(``data/synthetic.ship_layout``). ``track = "mtl"`` writes the same people in s-Aff-Wild2's layout instead
+(``release/synth/mtl.py``: sparse listed images, per-task gaps, ``MTL.txt``). Writes into ``OUT.partial/`` and renames it to ``OUT`` when complete, so a crash never leaves a
 half-written release that prep would accept. ``OUT/synth.json`` records the settings.
 """
 
@@ -17,6 +18,7 @@ from abawkit.console import console, progress
 from abawkit.errors import AbawError
 from abawkit.io import write_json
 from abawkit.release import synth as syn
+from abawkit.release.synth import mtl as syn_mtl
 from abawkit.workspace import layout
 from abawkit.workspace.stage import swap_in
 
@@ -31,12 +33,17 @@ class SynthConfig:
     audio_rate: int = 16000
     faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
     layout: str = "tidy"  # tidy (official layout) | shipped (as the organisers' archives unpack)
+    track: str = "classic"  # classic (AU, EXPR, VA challenge folders) | mtl (s-Aff-Wild2: the multi-task track)
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
+    if cfg.track not in ("classic", "mtl"):
+        raise AbawError(f"synth: track must be classic or mtl, got {cfg.track!r}")
+    if cfg.track == "mtl" and cfg.layout != "tidy":
+        raise AbawError("synth: --layout shipped is for the classic track; s-Aff-Wild2 ships flat files")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
         raise AbawError(f"synth: need --videos >= 3, --frames >= 30, --size >= 32 and --faces >= 0 "
                         f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
@@ -48,25 +55,29 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     sources = syn.plan_release(spec)
+    write_source = syn_mtl.write_source if cfg.track == "mtl" else syn.write_source
     with progress() as bar:
         job = bar.add_task("synth videos", total=len(sources))
         for src in sources:
-            syn.write_source(partial, src, spec)
+            write_source(partial, src, spec)
             bar.advance(job)
         chunk = 500
         job = bar.add_task("synth pretrain faces", total=cfg.faces)
         for start in range(0, cfg.faces, chunk):
             syn.write_face_pool(partial, spec, start, min(cfg.faces, start + chunk))
             bar.advance(job, min(chunk, cfg.faces - start))
-    syn.write_test_lists(partial, sources, spec)
+    if cfg.track == "mtl":
+        syn_mtl.write_lists(partial, sources, spec)
+    else:
+        syn.write_test_lists(partial, sources, spec)
     if cfg.layout == "shipped":
         syn.ship_layout(partial, sources)
     people = [p for s in sources for p in s.people]
     summary = {r: sum(p.role == r for p in people) for r in ("train", "val", "test")}
-    summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops],
+    summary.update(names=len(people), sources=len(sources), pretrain_faces=cfg.faces, no_crop=[p.name for p in people if not p.has_crops and cfg.track == "classic"],
                    seconds=round(time.time() - t0, 2))
     write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
     swap_in(partial, out)
-    console.print(f"synthetic release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
+    console.print(f"synthetic {cfg.track} release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")
     return summary
