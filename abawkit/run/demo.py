@@ -114,7 +114,9 @@ def truth_path(release: Path, track: str) -> Path:
     spec = task(track)
     if spec.format == "frames":
         return release / "test_ground_truth" / TRUTH_DIRS[spec.name]
-    return release / formats.get(spec).TRUTH
+    from abawkit.release.synth import mtl
+
+    return release / {"mtl": mtl.TRUTH}[spec.synth]
 
 
 def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
@@ -126,22 +128,37 @@ def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
 
 def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[str, dict[str, Path]],
               vision: dict[str, str | None]) -> list[dict]:
-    """One row per task: validation (fold 0) per added component, then test scores of the submissions."""
+    """One row per task: validation (fold 0) per added component, then test scores of the submissions; a
+    track of several heads adds one row per head (its part of the sum)."""
 
     rows = []
     for t in tasks:
-        truth = truth_path(release, t)
-        test = {k: formats.score_file(t, p, truth)["score"] if truth.exists() else None for k, p in subs[t].items()}
-        rows.append({
-            "task": t, "metric": task(t).metric,
-            "frame model": _val(workdir, layout.finetune(t, 0)),
-            "+ TMF (vision)": _val(workdir, vision[t]) if vision[t] else None,
-            "+ audio": _val(workdir, layout.tmf(t, 0)),
-            "+ smoothing": _val(workdir, layout.smooth(t), "score"),
-            "test: fold 0": test.get("fold0"),
-            "test: ensemble": test.get("ensemble"),
-        })
+        spec, truth = task(t), truth_path(release, t)
+        test = {k: formats.score_file(t, p, truth) if truth.exists() else None for k, p in subs[t].items()}
+        stages = {"frame model": layout.finetune(t, 0), "+ TMF (vision)": vision[t], "+ audio": layout.tmf(t, 0)}
+        rows.append({"task": t, "metric": spec.metric, **{k: _val(workdir, s) if s else None for k, s in stages.items()},
+                     "+ smoothing": _val(workdir, layout.smooth(t), "score"),
+                     "test: fold 0": (test.get("fold0") or {}).get("score"),
+                     "test: ensemble": (test.get("ensemble") or {}).get("score")})
+        if len(spec.heads) > 1:
+            rows += _head_rows(workdir, spec, stages, test)
     return rows
+
+
+def _head_rows(workdir: Path, spec, stages: dict[str, str | None], test: dict[str, dict | None]) -> list[dict]:
+    """Each head's score in every column: validation from each stage's fold-0 predictions, smoothing from
+    the policy, test from the submission files."""
+    from abawkit.io import read_json
+    from abawkit.scoring import evaluate_predictions
+
+    val = {k: evaluate_predictions(workdir, layout.path(workdir, s) / "pred_val.parquet", spec)["heads"]
+           for k, s in stages.items() if s and (layout.path(workdir, s) / "pred_val.parquet").is_file()}
+    policy = layout.path(workdir, layout.policy(spec.name))
+    smooth = read_json(policy)["heads"] if policy.is_file() else {}
+    return [{"task": f"{spec.name}: {h.name}", "metric": h.metric, **{k: val.get(k, {}).get(h.name) for k in stages},
+             "+ smoothing": smooth.get(h.name, {}).get("score"),
+             "test: fold 0": ((test.get("fold0") or {}).get("heads") or {}).get(h.name),
+             "test: ensemble": ((test.get("ensemble") or {}).get("heads") or {}).get(h.name)} for h in spec.heads]
 
 
 def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], seconds: float) -> None:
