@@ -94,6 +94,7 @@ def test_read_emi(tmp_path):
                           {"emi": got.tests})
     row = frames[frames.video == "00002"].iloc[1]
     assert row["emi_Determination"] == 1 and row["split_emi"] == "train"
+    assert row["emi_Joy"] == pytest.approx(0.333) and frames["emi_Joy"].dtype == np.float32  # not cut to int8
 
 
 @pytest.mark.parametrize("body,msg", [("00001,0.1,0.2,0.3,0.4,0.5,1.5\n", r"train_split.csv:2 \[Joy\]"),

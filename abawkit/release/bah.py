@@ -68,6 +68,17 @@ def find_files(root: Path) -> dict[str, Path]:
     return found
 
 
+def present(root: str | Path) -> bool:
+    """Does ``root`` hold a BAH split file (a ``train.txt`` whose first line is a BAH video path)?"""
+    for dirpath, dirnames, files in walk(Path(root)):
+        dirnames[:] = [d for d in dirnames if d != GROUND_TRUTH]
+        if "train.txt" in files:
+            with open(Path(dirpath) / "train.txt", encoding="utf-8-sig", errors="replace") as fh:
+                if video_of(fh.readline().split(",", 1)[0].strip()) is not None:
+                    return True
+    return False
+
+
 def read_bah(root: str | Path) -> VideoLabels:
     """The A/H track of a BAH release: labelled videos, test list, media, transcripts."""
     root = Path(root).resolve()

@@ -63,6 +63,11 @@ def find_files(root: Path) -> dict[str, Path]:
     return found
 
 
+def present(root: str | Path) -> bool:
+    """Does ``root`` hold a Hume-Vidmimic2 ``train_split.csv``?"""
+    return any("train_split.csv" in files for _, _, files in walk(Path(root)))
+
+
 def read_emi(root: str | Path) -> VideoLabels:
     """The EMI track of a Hume-Vidmimic2 release: labelled videos, test list, media."""
     root = Path(root).resolve()
