@@ -135,6 +135,9 @@ def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Pro
         return problems
     rows, width = [], None
     for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            problems.add(path, i, "empty line")
+            continue
         fields = line.split(",")
         video = video_of(fields[0])
         if video is None:

@@ -85,6 +85,9 @@ def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Pro
         return problems
     rows = []
     for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            problems.add(path, i, "empty line")
+            continue
         fields = line.split(",")
         got = parse(fields[0])
         if got is None:
