@@ -60,9 +60,9 @@ def test_tune_threshold_finds_the_separating_cut_and_calibrate_moves_it_to_half(
 
 
 def test_tune_threshold_keeps_half_when_flat():
-    y = np.array([0, 1, 0, 1])
-    p1 = np.array([0.1, 0.9, 0.2, 0.8])
-    assert mv.tune_threshold(y, p1)[0] == 0.5
+    y = np.array([0, 0, 1, 1])
+    p1 = np.array([0.1, 0.2, 0.6, 0.95])  # 0.4 (a midpoint) and 0.5 both separate the classes
+    assert mv.tune_threshold(y, p1) == (0.5, 1.0)
 
 
 def test_emi_mean_pearson_against_scipy_and_constant_columns():
