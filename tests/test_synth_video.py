@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from abawkit.errors import AbawError
@@ -146,3 +147,25 @@ def test_emi_test_list_and_truth_match(tmp_path):
     listed = fmt_emi.read_list(out / "test_split.csv")
     truth = fmt_emi.read_truth(out / "test_ground_truth" / "EMI" / "labels.csv", TASKS["emi"])
     assert list(listed) == truth["video"].tolist()
+
+
+@pytest.mark.parametrize("track", ["ah", pytest.param("emi", marks=pytest.mark.slow)])
+def test_prep_indexes_a_video_level_release(tmp_path, track):
+    """``abaw prep`` on a BAH-like / Hume-Vidmimic2-like release: no challenge folders, one label per video
+    on every frame, the organisers' list recorded as the track's template."""
+    rel = tmp_path / "rel"
+    rel.mkdir()
+    MODULES[track].write_release(rel, TINY)
+    prep.run(prep.PrepConfig(release=str(rel)), tmp_path / "w")
+    out = tmp_path / "w" / "prep"
+    frames = pd.read_parquet(out / "frames.parquet")
+    found = prep.find_video_tracks(rel)[track]
+    col = TASKS[track].label_columns[-1]
+    first = frames.groupby("video")[col].agg(["min", "max"])
+    assert (first["min"] == first["max"]).all()  # one label per video
+    got = first.loc[found.names, "min"].to_numpy()
+    assert got == pytest.approx(found.values[:, -1])
+    assert set(frames.loc[frames[f"split_{track}"] == "test", "video"]) == set(found.tests)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layout"]["templates"][track] == str(found.template)
+    assert frames["crop"].notna().all()

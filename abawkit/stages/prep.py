@@ -227,16 +227,19 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     root = Path(cfg.release)
     with stage(workdir, layout.PREP, cfg, seed=cfg.seed, force=force, inputs=release_inputs(cfg)) as run_:
         final = run_.final_dir.resolve()
-        lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
+        found = find_video_tracks(root)  # BAH / Hume-Vidmimic2: one label per video, no challenge folders
+        lay = video_level_layout(root, found) if found else discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
-        tests = {t: read_names(p) for t, p in lay.test_lists.items()}
-        names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns})
+        tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()}
+        names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns}
+                       | set(video_level_names(found)))
         src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
-        cover = coverage(lay, anns, tests, src_of)
+        cover = coverage(lay, anns | found, tests, src_of)  # VideoLabels have names and roles too
         infos = probe_sources(names, lay.videos)
         crops = release_crops(names, lay)
         detect = [v for v in names if v not in crops and src_of[v] is not None]
-        n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(lay.templates), crops)
+        n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(frame_templates(lay, found)), crops)
+        anns |= video_level_inputs(found, n_frames)[0]  # each video's label on each of its frames
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
@@ -292,6 +295,11 @@ def video_level_inputs(found: dict[str, VideoLabels], n_frames: dict[str, int]) 
     """(anns, tests) for ``build_frames``: each labelled video's label on every one of its ``n_frames``."""
     anns = {t: to_annotations(v, n_frames) for t, v in found.items()}
     return anns, {t: list(v.tests) for t, v in found.items()}
+
+
+def frame_templates(lay, found: dict[str, VideoLabels]) -> dict[str, Path]:
+    """The classic frame templates (``video/00001.jpg`` rows) among ``lay.templates``: not the video lists."""
+    return {t: p for t, p in lay.templates.items() if t not in found}
 
 
 def video_level_names(found: dict[str, VideoLabels]) -> list[str]:
