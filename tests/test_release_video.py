@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 from abawkit.errors import AbawError
+from abawkit.labels import TASKS
 from abawkit.formats.ah import location
-from abawkit.release.annotations import build_frames
+from abawkit.release.annotations import Annotations, build_frames
 from abawkit.release.bah import read_bah
 from abawkit.release.emi import read_emi
+from abawkit.release.splits import make_splits
 from abawkit.release.videolabels import to_annotations
+
+TASKS_AH = TASKS["ah"]
 
 A = "82579_Question_1_2024-10-02 16-03-28_Video"  # BAH names hold spaces
 B = "82595_Question_2_2024-10-30_16-17-48_Video"
@@ -105,3 +109,15 @@ def test_read_emi_names_the_bad_cell(tmp_path, body, msg):
     (tmp_path / "train_split.csv").write_text(HEADER + body)
     with pytest.raises(AbawError, match=msg):
         read_emi(tmp_path)
+
+
+def test_folds_keep_a_bah_participants_answers_together():
+    """Folds by participant: a person's face and voice in train and validation would flatter the score."""
+    names = [f"{9000 + p}_Question_{q}_x_Video" for p in range(10) for q in range(1, 4)]
+    n = {v: 2 for v in names}
+    ann = Annotations(TASKS_AH, [], names, ["train"] * len(names), np.full(len(names), 2),
+                      np.tile([[0.0], [1.0]], (len(names), 1)))
+    frames = build_frames(n, {}, {"ah": ann}, {})
+    s = make_splits(frames, 5, 0)
+    s = s[s.task == "ah"].assign(pid=lambda d: d.video.str.split("_").str[0])
+    assert (s.groupby("pid")["fold"].nunique() == 1).all() and s["fold"].nunique() == 5
