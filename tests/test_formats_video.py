@@ -30,6 +30,8 @@ def test_ah_write_matches_the_organisers_shape(tmp_path):
     assert lines[0] == "Videos/82964/Visite_1/82964_Question_1_2025-04-12_15-24-21_Video.mp4,0.3000,0.7000,1"
     assert lines[1].endswith(",0.5000,0.5000,0")  # as the organisers' example: a tie is class 0
     assert _ah_file(tmp_path, probs=False).read_text().splitlines()[2].endswith("_Video.mp4,0")
+    two = ah.write(tmp_path, AH, _rows(VIDEOS), np.array([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]])).read_text()
+    assert two.splitlines()[0].endswith(",0.3000,0.7000,1") and two.splitlines()[1].endswith(",0.5000,0.5000,0")
 
 
 def test_ah_probabilities_sum_to_exactly_one_and_pred_is_their_argmax(tmp_path):

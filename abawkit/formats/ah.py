@@ -69,8 +69,11 @@ def _probabilities(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray) -> Path:
-    """One line per row (the list's order): outputs [N, 3] (p0, p1, pred) or [N, 1] (pred)."""
-    outputs = np.asarray(outputs).reshape(len(rows), -1)
+    """One line per row (the list's order): outputs [N, 3] (p0, p1, pred), [N, 2] (p0, p1: pred is their
+    argmax) or [N, 1] (pred)."""
+    outputs = np.asarray(outputs, np.float64).reshape(len(rows), -1)
+    if outputs.shape[1] == 2:
+        outputs = np.c_[outputs, (outputs[:, 1] > outputs[:, 0]).astype(np.float64)]
     loc = [location(v) for v in rows["video"].astype(str)]
     if outputs.shape[1] == 1:
         pred = np.asarray(outputs[:, 0])
