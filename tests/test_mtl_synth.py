@@ -99,7 +99,7 @@ def test_deterministic_per_seed(release, tmp_path):
 
 def test_cli_track_option_and_missing_crop_is_one_line(release, tmp_path):
     res = runner.invoke(app, ["synth", str(tmp_path / "r"), "--track", "nope", "--videos", "3", "--faces", "0"])
-    assert res.exit_code == 2 and "track must be classic or mtl" in res.output
+    assert res.exit_code == 2 and "track must be classic, mtl" in res.output
     root = tmp_path / "copy"
     shutil.copytree(release, root)
     first = (root / "training_set_annotations.txt").read_text().splitlines()[1].split(",")[0]

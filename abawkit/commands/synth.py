@@ -24,7 +24,7 @@ def synth(
     size: Annotated[Optional[int], typer.Option(help="Face crop size in pixels.")] = None,
     faces: Annotated[Optional[int], typer.Option(help="Unlabelled faces for MAE pre-training (pretrain_faces/).")] = None,
     layout: Annotated[Optional[str], typer.Option(help="tidy (official layout) | shipped (as the archives unpack).")] = None,
-    track: Annotated[Optional[str], typer.Option(help="classic (AU/EXPR/VA challenge folders) | mtl (s-Aff-Wild2).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="classic (AU/EXPR/VA challenge folders) | mtl (s-Aff-Wild2) | ce (C-EXPR-DB) | ah (BAH) | emi (Hume-Vidmimic2).")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,

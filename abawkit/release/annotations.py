@@ -187,6 +187,6 @@ def build_frames(n_frames: dict[str, int], crops: dict[str, tuple[str, np.ndarra
             split[fvid] = a.roles
         split[[pos[x] for x in tests.get(t, []) if x in pos]] = "test"
         for j, (c, h) in enumerate(zip(cols, heads)):
-            df[c] = vals[:, j].astype(np.int8 if h.kind != "regression" else np.float32)
+            df[c] = vals[:, j].astype(np.float32 if h.kind in ("regression", "intensity") else np.int8)
         df[f"split_{t}"] = split[vid]
     return df

@@ -276,6 +276,20 @@ def discover(root: str | Path, annotations: str | Path | None = None, crops: tup
     return lay
 
 
+def discover_media(root: str | Path) -> Layout:
+    """Crops and media of a release that has no challenge folders (BAH, Hume-Vidmimic2: their labels are
+    read by ``release/bah.py`` / ``release/emi.py``); the same walk and rules as ``discover``."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise AbawError(f"{root}: release folder not found")
+    found = _walk(root)
+    lay = Layout(root, searched={"annotations": [], "crops": [str(root)], "videos": [str(root)]})
+    lay.crop_roots = found.crop_roots
+    lay.crops = _crop_folders(lay.crop_roots, lay.duplicates)
+    lay.videos = _media(found.media, lay.duplicates)
+    return lay
+
+
 def _override(folders: tuple[str | Path, ...], attr: str, flag: str, what: str) -> list[Path]:
     """Walk each explicit folder for one kind of part; a folder holding none is an error."""
     out: list[Path] = []

@@ -1,6 +1,7 @@
 """Cross-validation folds by video, balanced for rare labels (``abaw split``, run at the end of prep).
 
-Per task, the train+val videos are grouped by source (``x_left``/``x_right`` stay together) and
+Per task, the train+val videos are grouped by source (``x_left``/``x_right`` stay together; a BAH
+participant's answers stay together) and
 dealt into ``n_folds`` folds. The ``stratified`` method deals the groups richest in rare labels
 first, each to the fold whose label counts stay closest to an even share (greedy iterative
 stratification); ``random`` is the plain random split it is compared against. Fold 0 (the
@@ -21,6 +22,17 @@ from abawkit.io import write_parquet
 from abawkit.labels import TASKS
 from abawkit.release.annotations import source_key
 
+def participant(name: str) -> str:
+    """BAH ``<pid>_Question_<q>_..._Video`` -> ``<pid>``: one person's answers stay in one fold."""
+    return name.split("_", 1)[0]
+
+
+def group_of(task_name: str):
+    """The rule that keeps related videos in one fold: one person's BAH answers, else one media file's
+    ``_left``/``_right`` pair (``source_key``)."""
+    return participant if TASKS[task_name].release == "bah" else source_key
+
+
 def group_counts(frames: pd.DataFrame, task_name: str) -> tuple[pd.DataFrame, pd.Series]:
     """Per source group of train+val videos: labelled frames and rare-label frames [G, 1 + R];
     and the group of each video. A frame is labelled when any head of the track has a label on it;
@@ -39,8 +51,9 @@ def group_counts(frames: pd.DataFrame, task_name: str) -> tuple[pd.DataFrame, pd
                     sub[head.columns[head.names.index(r)]] == 1
                 cols[r] = hit.to_numpy()
     data = pd.DataFrame({"frames": labelled, **cols}).astype(np.int64)
-    data["group"] = sub["video"].map(source_key).to_numpy()
-    video_group = sub.groupby("video", sort=True)["video"].first().map(source_key)
+    key = group_of(task_name)
+    data["group"] = sub["video"].map(key).to_numpy()
+    video_group = sub.groupby("video", sort=True)["video"].first().map(key)
     return data.groupby("group", sort=True).sum(), video_group
 
 
@@ -87,7 +100,7 @@ def fold_counts(frames: pd.DataFrame, splits: pd.DataFrame, task_name: str) -> p
     """Labelled and rare-label frame counts per fold [n_folds, 1 + R] (the balance report)."""
     counts, video_group = group_counts(frames, task_name)
     s = splits[splits["task"] == task_name]
-    group_fold = s.assign(group=s["video"].map(source_key)).groupby("group")["fold"].first()
+    group_fold = s.assign(group=s["video"].map(group_of(task_name))).groupby("group")["fold"].first()
     return counts.groupby(group_fold.reindex(counts.index).to_numpy()).sum().rename_axis("fold")
 
 

@@ -30,7 +30,9 @@ from abawkit.labels import CLASSIC, TASKS
 from abawkit.release import annotations as rel
 from abawkit.release import mtl as mtl_rel
 from abawkit.release.annotations import half_of, list_crops, source_key
-from abawkit.release.discover import annotation_items, discover, read_names
+from abawkit.release import bah, emi
+from abawkit.release.discover import annotation_items, discover, discover_media, read_names
+from abawkit.release.videolabels import VideoLabels, to_annotations
 from abawkit.release.splits import SplitConfig, show, write_splits
 from abawkit.video.align import check_align
 from abawkit.video.facetrack import TrackSettings
@@ -269,18 +271,21 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     root = Path(cfg.release)
     with stage(workdir, layout.PREP, cfg, seed=cfg.seed, force=force, inputs=release_inputs(cfg)) as run_:
         final = run_.final_dir.resolve()
-        lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
+        found = find_video_tracks(root)  # BAH / Hume-Vidmimic2: one label per video, no challenge folders
+        lay = video_level_layout(root, found) if found else discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
-        tests = {t: read_names(p) for t, p in lay.test_lists.items()}
+        tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()}
         mtl = read_mtl(lay, anns, tests)
-        names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns})
+        names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns}
+                       | set(video_level_names(found)))
         src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
-        cover = coverage(lay, anns, tests, src_of)
+        cover = coverage(lay, anns | found, tests, src_of)  # VideoLabels have names and roles too
         infos = probe_sources(names, lay.videos)
         crops = release_crops(names, lay)
         check_mtl_crops(mtl, crops, lay.searched["crops"])
         detect = [v for v in names if v not in crops and src_of[v] is not None]
         n_frames = frame_counts(names, anns, infos, src_of, template_frames(lay, mtl), crops)
+        anns |= video_level_inputs(found, n_frames)[0]  # each video's label on each of its frames
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
@@ -303,3 +308,41 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
     console.print(table("prep", ["task", "split", "videos", "frames", "labelled"], [list(r.values()) for r in rows]))
     show(report)
     return {"rows": rows, "folds": report}
+
+
+# ----------------------------------------------------------------------------- video-level releases (A/H, EMI)
+VIDEO_READERS = {"bah": (bah.present, bah.read_bah), "emi": (emi.present, emi.read_emi)}  # TaskSpec.release -> (is it
+# under the root?, reader of its labels and lists)
+
+
+def find_video_tracks(root: Path) -> dict[str, VideoLabels]:
+    """{track: VideoLabels} of every video-level track whose release files are under ``root`` (none: {})."""
+    out = {}
+    for t, spec in TASKS.items():
+        present, read = VIDEO_READERS.get(spec.release, (None, None)) if spec.level == "video" else (None, None)
+        if present is not None and present(root):
+            out[t] = read(root)
+    return out
+
+
+def video_level_layout(root: Path, found: dict[str, VideoLabels]):
+    """The ``Layout`` of a video-level release: crops and media walked as usual (``discover_media``), each
+    track's media files (found by its reader) added, and the organisers' list of each track recorded as
+    ``templates[track]`` (prep's ``summary.json`` ``layout.templates``, which ``scoring.release_template`` reads)."""
+    lay = discover_media(root)
+    for t, labels in found.items():
+        lay.videos.update(labels.media)
+        if labels.template is not None:
+            lay.templates[t] = labels.template
+    return lay
+
+
+def video_level_inputs(found: dict[str, VideoLabels], n_frames: dict[str, int]) -> tuple[dict, dict[str, list[str]]]:
+    """(anns, tests) for ``build_frames``: each labelled video's label on every one of its ``n_frames``."""
+    anns = {t: to_annotations(v, n_frames) for t, v in found.items()}
+    return anns, {t: list(v.tests) for t, v in found.items()}
+
+
+def video_level_names(found: dict[str, VideoLabels]) -> list[str]:
+    """Every labelled and test video of the video-level tracks, sorted."""
+    return sorted({n for v in found.values() for n in [*v.names, *v.tests]})

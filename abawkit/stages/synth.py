@@ -18,7 +18,10 @@ from abawkit.console import console, progress
 from abawkit.errors import AbawError
 from abawkit.io import write_json
 from abawkit.release import synth as syn
+from abawkit.release.synth import ah as synth_ah
+from abawkit.release.synth import emi as synth_emi
 from abawkit.release.synth import mtl as syn_mtl
+from abawkit.release.synth.clips import ClipSpec
 from abawkit.workspace import layout
 from abawkit.workspace.stage import swap_in
 
@@ -38,10 +41,12 @@ class SynthConfig:
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
+    if cfg.track in VIDEO_LEVEL:  # ah | emi: short talking clips, one label per video
+        return run_video_level(cfg, Path(out), force)
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.track not in ("classic", "mtl"):
-        raise AbawError(f"synth: track must be classic or mtl, got {cfg.track!r}")
+        raise AbawError(f"synth: track must be classic, mtl, ce, ah or emi, got {cfg.track!r}")
     if cfg.track == "mtl" and cfg.layout != "tidy":
         raise AbawError("synth: --layout shipped is for the classic track; s-Aff-Wild2 ships flat files")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
@@ -80,4 +85,31 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     swap_in(partial, out)
     console.print(f"synthetic {cfg.track} release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")
+    return summary
+
+
+VIDEO_LEVEL = {"ah": synth_ah.write_release, "emi": synth_emi.write_release}
+
+
+def run_video_level(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
+    """``--track ah|emi``: ``cfg.videos`` clips of 4-6 s at ``cfg.fps`` and ``cfg.size`` (``release/synth/ah.py``,
+    ``emi.py``), written into ``OUT.partial/`` and renamed into place."""
+    track = cfg.track
+    if cfg.videos < 10 or cfg.size < 32:
+        raise AbawError(f"synth --track {track}: need --videos >= 10 and --size >= 32 (got {cfg.videos}, {cfg.size})")
+    if out.exists() and not force:
+        raise AbawError(f"{out} already exists; pass --force to replace it")
+    t0 = time.time()
+    spec = ClipSpec(videos=cfg.videos, fps=cfg.fps, size=cfg.size, audio_rate=cfg.audio_rate, seed=cfg.seed)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with progress() as bar:
+        job = bar.add_task(f"synth {track} clips", total=cfg.videos)
+        summary = VIDEO_LEVEL[track](partial, spec, lambda: bar.advance(job))
+    summary.update(track=track, seconds=round(time.time() - t0, 2))
+    write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
+    swap_in(partial, out)
+    console.print(f"synthetic {track} release: {out} ({summary['train']} train, {summary['val']} val, "
+                  f"{summary['test']} test clips; {summary['seconds']} s)")
     return summary
