@@ -212,5 +212,5 @@ def test_pocketsphinx_transcribes_real_speech():
     said = {w["word"] for s in segs for w in s.words}
     truth = (SPEECH / "librivox-austen-0870.txt").read_text().split()
     assert segs and 0 <= segs[0].start < segs[-1].end <= len(wave) / sr + 1e-6
-    assert sum(w in said for w in truth) / len(truth) >= 0.6  # measured 0.8: a few names and rare words missed
+    assert sum(w in said for w in truth) / len(truth) >= 0.5  # measured 15 of 22 (pocketsphinx 5.1.1): "mr", names, rare words
     assert all(s.start <= w["start"] < w["end"] <= s.end + 0.05 for s in segs for w in s.words)
