@@ -1,6 +1,6 @@
 """Speech to text on the machine: timed segments of a 16 kHz waveform, from local weights only.
 
-Backends (``ASR_KINDS``):
+Backends (``features.registry.ASR_KINDS``):
 - ``whisper``: a transformers ``WhisperForConditionalGeneration`` folder (weights, ``generation_config.json``
   with its timestamp tokens, processor / tokenizer files). Greedy decoding with segment timestamps;
   audio longer than 30 s goes through transformers' sequential long-form decoding (window by window,
@@ -27,7 +27,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from abawkit.errors import AbawError, first_line
-from abawkit.features.registry import ASR_KINDS  # noqa: F401 - the backends' names live with the settings
 
 SAMPLE_RATE = 16000
 POCKETSPHINX = "pocketsphinx"

@@ -105,7 +105,7 @@ class WhisperSettings:
         _fp32_only(self)
 
 
-ASR_KINDS = ("whisper", "pocketsphinx", "transcripts")  # = features.asr.ASR_KINDS (a test keeps them equal)
+ASR_KINDS = ("whisper", "pocketsphinx", "transcripts")  # features.asr: the recognisers, or given transcripts
 
 
 @dataclass(frozen=True)
