@@ -116,6 +116,27 @@ def test_whisper_transcripts_and_store_on_the_prep_clock(ws, models):
     assert [g.as_json() for g in again] == json.loads((s.root / TRANSCRIPTS / f"{r.video}.json").read_text())["segments"]
 
 
+def test_whisper_long_audio_goes_window_by_window_on_one_clock(models):
+    from abawkit.features.asr import build_asr
+
+    wave = (0.1 * np.random.default_rng(0).standard_normal(16000 * 41)).astype(np.float32)  # 41 s: two windows
+    asr = build_asr(str(models["whisper"]), max_new_tokens=8)
+    generate, frames = asr.model.generate, []
+
+    def spy(input_features, **kw):  # what Whisper's long-form decoding is handed: the whole track's mel frames
+        frames.append(input_features.shape[-1])
+        return generate(input_features, **kw)
+
+    asr.model.generate = spy
+    segs = asr(wave)
+    assert frames == [4100]  # 41 s at 10 ms, not cut to one 30 s window
+    assert segs and all(a.end <= b.start + 1e-6 for a, b in zip(segs, segs[1:]))  # in order, no overlap
+    assert all(0 <= s.start < s.end <= 41.0 for s in segs)  # one clock, cut at the audio's end
+    frames.clear()
+    asr(wave[:16000 * 2])
+    assert frames == [3000]  # short audio: one window padded to 30 s
+
+
 def test_given_transcripts_put_the_encoder_embedding_on_their_frames(ws, models, tmp_path):
     prep = load_prep(ws)
     v0, v1 = list(prep.videos["video"])[:2]
