@@ -195,7 +195,7 @@ def run_text(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> di
 
         encoder = entry.build(at, ckpt, device)
         asr = None if kind == "transcripts" else build_asr(t.asr, str(device), t.language, t.max_new_tokens)
-        flags, rows = {}, prep.videos.set_index("video")
+        flags, rows, heard = {}, prep.videos.set_index("video"), {}  # heard: _left / _right share one track
         for vid in videos:
             r = rows.loc[vid]
             audio = r["audio"] if isinstance(r["audio"], str) and r["audio"] else None
@@ -206,7 +206,8 @@ def run_text(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> di
                 if kind == "transcripts":
                     segs, duration = (read_transcript(Path(source)) if vid not in flags else []), None
                 else:
-                    segs, duration = transcribe(asr, audio)
+                    segs, duration = heard[audio] if audio in heard else transcribe(asr, audio)
+                    heard[audio] = (segs, duration)
                 write_transcript(store.root / TRANSCRIPTS / f"{vid}.json", vid, asr.name if asr else kind, segs, duration)
                 store.write(vid, video_text_features(encoder, segs, int(r["n_frames"]), float(r["fps"])))
             done(vid)
