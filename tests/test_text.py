@@ -221,6 +221,16 @@ def test_one_source_of_text_and_an_encoder_are_required(ws, models, tmp_path):
     assert result.exit_code == 2 and "not found" in result.output
 
 
+def test_pocketsphinx_absent_is_one_line(ws, models, monkeypatch):
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pocketsphinx" else find(name, *a))
+    result = extract(ws, "--asr", "pocketsphinx", "--encoder", str(models["bert"]))
+    assert result.exit_code == 2 and "needs the pocketsphinx package" in result.output and "Traceback" not in result.output
+    assert not (ws / "features" / "text").exists()
+
+
 def test_pocketsphinx_transcribes_real_speech():
     pytest.importorskip("pocketsphinx")
     import soundfile as sf

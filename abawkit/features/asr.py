@@ -151,18 +151,21 @@ class PocketsphinxASR:
     FRATE = 100  # decoder frames per second (its default -frate)
 
     def __init__(self) -> None:
-        try:
-            import pocketsphinx
-        except ImportError:
-            raise AbawError("--asr pocketsphinx needs the pocketsphinx package (>= 5, it ships its en-us model): "
-                            "pip install pocketsphinx") from None
+        self.version()  # installed, or one line saying how
+        import pocketsphinx
+
         self.ps = pocketsphinx
         self.decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
 
     @staticmethod
     def version() -> str:
+        """``pocketsphinx <version>``: what made the transcripts (its model ships in its wheel)."""
+        import importlib.util
         from importlib.metadata import version
 
+        if importlib.util.find_spec("pocketsphinx") is None:
+            raise AbawError("--asr pocketsphinx needs the pocketsphinx package (>= 5, it ships its en-us model): "
+                            "pip install pocketsphinx")
         return f"pocketsphinx {version('pocketsphinx')}"
 
     def _words(self, t0: float) -> tuple[dict[str, Any], ...]:

@@ -172,7 +172,7 @@ def _text_source(t: TextConfig) -> tuple[str, str, Path | None]:
         if not folder.is_dir():
             raise AbawError(f"{folder}: {'--transcripts' if t.transcripts else '--asr'} folder not found")
         return ("transcripts" if t.transcripts else "whisper"), content_sha256(folder), folder
-    return "pocketsphinx", PocketsphinxASR().version(), None
+    return "pocketsphinx", PocketsphinxASR.version(), None
 
 
 def run_text(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
