@@ -29,7 +29,8 @@ from abawkit.features.store import extractor_key, open_store
 
 runner = CliRunner()
 
-EXAMPLE = {"vision": dict(img_size=16, pool="cls", mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))}
+EXAMPLE = {"vision": dict(img_size=16, pool="cls", mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2)),
+           "text": dict(asr="whisper", asr_id="ab")}
 
 
 def example(entry: registry.Extractor):

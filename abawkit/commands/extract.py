@@ -1,4 +1,4 @@
-"""``abaw extract vision`` and ``abaw extract audio``: per-frame feature stores for TMF."""
+"""``abaw extract vision``, ``abaw extract audio`` and ``abaw extract text``: per-frame feature stores."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from abawkit.commands._options import (
     friendly,
 )
 
-extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audio models) into the feature store.",
+extract_app = typer.Typer(help="Extract per-frame features (vision encoder, audio models, speech text) into the feature store.",
                           no_args_is_help=True)
 
 
@@ -72,6 +72,34 @@ def audio(
     cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
     with checkpoint_trust(trust_checkpoint):
         run_audio(workdir, cfg, force=force)
+
+
+@extract_app.command("text")
+@friendly
+def text(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    recipe: Recipe = DEFAULT_RECIPE,
+    asr: Annotated[Optional[str], typer.Option(help="Speech recogniser: a local Whisper folder, or 'pocketsphinx' (its wheel ships an en-us model).")] = None,
+    encoder: Annotated[Optional[Path], typer.Option(help="Local transformers text encoder folder (AutoModel + AutoTokenizer).")] = None,
+    transcripts: Annotated[Optional[Path], typer.Option(help="Instead of --asr: a folder of <video>.json transcripts (segments with start, end, text).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Store name: features/<name> (default text).")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Whisper language, e.g. en (default: the checkpoint's own).")] = None,
+    sets: Sets = None,
+    seed: Seed = None,
+    force: Force = False,
+    trust_checkpoint: Trust = False,
+) -> None:
+    """Transcribe each video's audio with timestamps, embed each segment, and put it on the frames it spans
+    (frame i at (i-1)/fps), plus a speech flag; transcripts are saved as JSON in the store."""
+    from abawkit.config import load_config
+    from abawkit.stages.extract import ExtractConfig, run_text
+
+    over = {"asr": asr, "encoder": str(encoder) if encoder else None,
+            "transcripts": str(transcripts) if transcripts else None, "name": name, "language": language}
+    sets = list(sets or []) + [f"text.{k}={_toml(v)}" for k, v in over.items() if v is not None]
+    cfg = load_config(ExtractConfig, "extract", recipe, sets, seed=seed)
+    with checkpoint_trust(trust_checkpoint):
+        run_text(workdir, cfg, force=force)
 
 
 def _toml(value: object) -> str:

@@ -105,12 +105,39 @@ class WhisperSettings:
         _fp32_only(self)
 
 
+ASR_KINDS = ("whisper", "pocketsphinx", "transcripts")  # features.asr: the recognisers, or given transcripts
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """Speech to text, then a text encoder (``features.text``); the encoder folder is the store's checkpoint.
+
+    ``asr_id`` is what made the transcripts: the Whisper folder's content sha256, PocketSphinx's version (its
+    model ships in its wheel) or the given transcripts folder's content sha256, so another recogniser,
+    retrained weights or edited transcripts give another store."""
+
+    asr: str  # whisper | pocketsphinx | transcripts
+    asr_id: str
+    language: str = ""  # Whisper's language token; empty = the checkpoint's own (detected, or English-only)
+    max_new_tokens: int = 0  # Whisper tokens per 30 s window; 0 = the checkpoint's generation_config
+    max_tokens: int = 128  # encoder input: each segment's text is cut to this many tokens
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.asr not in ASR_KINDS:
+            raise ValueError(f"asr must be one of {', '.join(ASR_KINDS)}, got {self.asr!r}")
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        _positive(self, "max_tokens")
+        _fp32_only(self)
+
+
 @dataclass(frozen=True)
 class Extractor:
     """One registered extractor: ``build(settings, checkpoint, device)`` gives a ready extractor."""
 
     name: str
-    kind: str  # "vision" | "audio"
+    kind: str  # "vision" | "audio" | "text"
     settings: type
     builder: Callable[[Any, Path | None, Any], Any]
     needs_checkpoint: bool = True
@@ -118,6 +145,8 @@ class Extractor:
     @property
     def hint(self) -> str:
         """The command that makes a store of this extractor."""
+        if self.kind == "text":
+            return "abaw extract text --asr WHISPER_DIR|pocketsphinx --encoder ENCODER_DIR"
         return f"abaw extract audio --model {self.name}" if self.kind == "audio" else "abaw extract vision"
 
     def require_checkpoint(self, checkpoint: str | Path | None) -> None:
@@ -127,6 +156,8 @@ class Extractor:
         if self.name == "vggish":  # random VGGish weights give features that look real and mean nothing
             raise AbawError("VGGish needs its weights: pass --checkpoint FILE (a VGGish .pth state dict, "
                             "e.g. the PyTorch port's vggish-10086976.pth)")
+        if self.kind == "text":
+            raise AbawError("abaw extract text needs --encoder DIR (a local transformers text encoder folder)")
         what = "an encoder file or folder" if self.kind == "vision" else "a local transformers checkpoint folder"
         raise AbawError(f"--model {self.name} needs --checkpoint ({what})")
 
@@ -156,7 +187,15 @@ def _audio_builder(model: str) -> Callable[[Any, Path | None, Any], Any]:
     return build
 
 
+def _build_text(s: TextSettings, checkpoint: Path | None, device: Any) -> Any:
+    """The store's text encoder (the recogniser is the extract stage's: ``features.asr.build_asr``)."""
+    from abawkit.features.text import TextEncoder  # torch, transformers
+
+    return TextEncoder(checkpoint, s.max_tokens, device)  # type: ignore[arg-type]
+
+
 VISION = "vision"
+TEXT = "text"
 REGISTRY: dict[str, Extractor] = {e.name: e for e in (
     Extractor(VISION, "vision", VisionEncoderSettings, _build_vision),
     Extractor("fbank", "audio", FbankSettings, _audio_builder("fbank"), needs_checkpoint=False),
@@ -165,6 +204,7 @@ REGISTRY: dict[str, Extractor] = {e.name: e for e in (
     Extractor("wav2vec2", "audio", HFAudioSettings, _audio_builder("wav2vec2")),
     Extractor("wavlm", "audio", HFAudioSettings, _audio_builder("wavlm")),
     Extractor("whisper", "audio", WhisperSettings, _audio_builder("whisper")),
+    Extractor(TEXT, "text", TextSettings, _build_text),
 )}
 
 
@@ -189,8 +229,8 @@ def audio(name: str) -> Extractor:
 
 
 def hint(store: str) -> str:
-    """The command that makes ``features/<store>``: audio stores are named after their model."""
-    return REGISTRY[store].hint if store in AUDIO_NAMES else REGISTRY[VISION].hint
+    """The command that makes ``features/<store>``: audio and text stores are named after their model."""
+    return REGISTRY[store].hint if store in (*AUDIO_NAMES, TEXT) else REGISTRY[VISION].hint
 
 
 def make_settings(entry: Extractor, values: dict[str, Any], where: object) -> Any:

@@ -1,8 +1,10 @@
-"""``abaw extract vision|audio``: fill ``<workdir>/features/<extractor>/`` from the prep workspace.
+"""``abaw extract vision|audio|text``: fill ``<workdir>/features/<extractor>/`` from the prep workspace.
 
 Reads ``prep`` (frames/videos tables) and an encoder checkpoint (vision: a file, or the finetune
-stage's ``best.pt``; audio: a transformers folder or VGGish weights, none for fbank). Writes one
-float16 ``<video>.npy`` per video plus ``store.json`` (extractor key, dim, per-video flags). The
+stage's ``best.pt``; audio: a transformers folder or VGGish weights, none for fbank; text: a Whisper
+folder, PocketSphinx or given transcripts, and a transformers text encoder folder). Writes one
+float16 ``<video>.npy`` per video plus ``store.json`` (extractor key, dim, per-video flags), and for
+text one ``transcripts/<video>.json`` per video (``features.text``). The
 stage config *is* the extractor key (store name, registry model, checkpoint sha256, every field of the
 model's typed settings from ``features.registry``), so extraction is skipped when nothing changed and
 redone automatically when the checkpoint or a setting (``chunk_s`` too) changes.
@@ -51,12 +53,25 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class TextConfig:
+    asr: str = ""  # a local Whisper folder, or "pocketsphinx"
+    transcripts: str = ""  # instead of asr: a folder of <video>.json transcripts (features.text's format)
+    encoder: str = ""  # a local transformers text encoder folder (AutoModel + AutoTokenizer)
+    name: str = "text"  # the store: features/<name>
+    language: str = ""  # Whisper language (e.g. "en"); empty = the checkpoint's own
+    max_new_tokens: int = 0  # Whisper tokens per 30 s window; 0 = the checkpoint's own limit
+    max_tokens: int = 128  # encoder tokens per segment
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     seed: int = 0
     threads: int = 0  # CPU intra-op threads; 0 = torch's default
     dist_timeout_min: float = 0.0  # under torchrun: how long ranks wait for each other; 0 = the default (2 h)
     vision: VisionConfig = field(default_factory=VisionConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
 
 def _device(name: str, timeout_min: float = 0.0):
@@ -145,9 +160,68 @@ def run_audio(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> d
                 timeout_min=cfg.dist_timeout_min)
 
 
+def _text_source(t: TextConfig) -> tuple[str, str, Path | None]:
+    """(asr kind, asr_id, folder to identify as an input) of ``[text]``: exactly one of asr / transcripts."""
+    from abawkit.features.asr import PocketsphinxASR, asr_kind
+    from abawkit.workspace.fingerprints import content_sha256
+
+    if bool(t.asr) == bool(t.transcripts):
+        raise AbawError("abaw extract text needs one of --asr (a Whisper folder or 'pocketsphinx') or --transcripts DIR")
+    if t.transcripts or asr_kind(t.asr) == "whisper":
+        folder = Path(t.transcripts or t.asr)
+        if not folder.is_dir():
+            raise AbawError(f"{folder}: {'--transcripts' if t.transcripts else '--asr'} folder not found")
+        return ("transcripts" if t.transcripts else "whisper"), content_sha256(folder), folder
+    return "pocketsphinx", PocketsphinxASR.version(), None
+
+
+def run_text(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> dict[str, Any]:
+    """Transcribe every video's audio (or read its transcript), embed each segment, put it on its frames."""
+    from abawkit.features.text import TRANSCRIPTS, read_transcript, transcribe, video_text_features, write_transcript
+
+    t = cfg.text
+    entry = registry.get(registry.TEXT)
+    kind, asr_id, folder = _text_source(t)
+    settings = registry.make_settings(entry, {"asr": kind, "asr_id": asr_id, "language": t.language,
+                                              "max_new_tokens": t.max_new_tokens, "max_tokens": t.max_tokens},
+                                      "extract config [text]")
+    entry.require_checkpoint(t.encoder)
+    ckpt = Path(t.encoder)
+    if not ckpt.is_dir():
+        raise AbawError(f"{ckpt}: --encoder folder not found")
+
+    def work(prep, videos, store, device, at, done):
+        from abawkit.features.asr import build_asr
+
+        encoder = entry.build(at, ckpt, device)
+        asr = None if kind == "transcripts" else build_asr(t.asr, str(device), t.language, t.max_new_tokens)
+        flags, rows, heard = {}, prep.videos.set_index("video"), {}  # heard: _left / _right share one track
+        for vid in videos:
+            r = rows.loc[vid]
+            audio = r["audio"] if isinstance(r["audio"], str) and r["audio"] else None
+            source = Path(t.transcripts) / f"{vid}.json" if kind == "transcripts" else audio
+            if source is None or not Path(source).is_file():  # no speech to read: all frames flagged 0
+                flags[vid] = {"missing_transcript" if kind == "transcripts" else "missing_audio": True}
+            if not store.has(vid):
+                if kind == "transcripts":
+                    segs, duration = (read_transcript(Path(source)) if vid not in flags else []), None
+                else:
+                    segs, duration = heard[audio] if audio in heard else transcribe(asr, audio)
+                    heard[audio] = (segs, duration)
+                write_transcript(store.root / TRANSCRIPTS / f"{vid}.json", vid, asr.name if asr else kind, segs, duration)
+                store.write(vid, video_text_features(encoder, segs, int(r["n_frames"]), float(r["fps"])))
+            done(vid)
+        return encoder.dim + 1, flags
+
+    extra = {"asr": ident.checkpoint(folder)} if kind == "whisper" else {}
+    extra.update({"transcripts": ident.folder(folder)} if kind == "transcripts" else {})
+    return _run(Path(workdir), t.name, entry, ckpt, settings, t.device, work, force, cfg.threads, precision="fp32",
+                timeout_min=cfg.dist_timeout_min, extra_inputs=extra)
+
+
 def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None, settings: Any, device_name: str,
          work: Callable, force: bool, threads: int = 0, precision: str = "auto",
-         timeout_min: float = 0.0) -> dict[str, Any]:
+         timeout_min: float = 0.0, extra_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Open ``features/<name>``, shard videos over ranks, run ``work``, record the store info.
 
     The key is the registry entry, every field of ``settings`` and the checkpoint's content. The precision
@@ -176,6 +250,7 @@ def _run(workdir: Path, name: str, entry: registry.Extractor, ckpt: Path | None,
     info = distributed.info()
     inputs = {"prep": ident.upstream(PREP)}  # and the checkpoint, resolved: `abaw predict` re-runs the extractor from it
     inputs.update({"checkpoint": ident.checkpoint(ckpt)} if ckpt is not None else {})
+    inputs.update(extra_inputs or {})
     with stage(workdir, layout.features(name), ExtractorKey(**key), force=force, main_process=info.is_main,
                inputs=inputs) as run:
         store = FeatureStore(run.dir)
