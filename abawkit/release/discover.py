@@ -34,7 +34,7 @@ SPLIT_FOLDERS = {"Train_Set": "train", "Validation_Set": "val"}
 CROP_RE = re.compile(r"^\d+\.(jpg|jpeg|png)$", re.IGNORECASE)
 TEST_LIST_RE = re.compile(r"^(Action_Unit|Expression|Valence_Arousal)\w*_test_set_release\.txt$", re.IGNORECASE)
 TEST_LIST_TASK = {"action_unit": "au", "expression": "expr", "valence_arousal": "va"}
-TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA)_test_set_(example|sample)\w*\.txt$", re.IGNORECASE)
+TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA|CE)_test_set_(example|sample)\w*\.txt$", re.IGNORECASE)  # CE: the frame list
 CHALLENGE_LIKE = re.compile(r"(Challenge|_Set)$")
 
 
@@ -136,8 +136,9 @@ def _walk(top: Path, max_depth: int = MAX_DEPTH) -> _Found:
 
 
 # ----------------------------------------------------------------------------- interpretation
-def _challenges(found: list[Path], searched: list[str]) -> dict[str, Path]:
-    """{task: challenge folder}; unknown challenge-like names and two folders for one task are errors."""
+def _challenges(found: list[Path], searched: list[str], required: bool = True) -> dict[str, Path]:
+    """{task: challenge folder}; unknown challenge-like names and two folders for one task are errors, and
+    so is none at all when ``required`` (a CE release, unlabelled videos and a frame list, has none)."""
     out: dict[str, Path] = {}
     for d in found:
         spec = task_for_folder(d.name)
@@ -150,7 +151,7 @@ def _challenges(found: list[Path], searched: list[str]) -> dict[str, Path]:
             raise AbawError(f"two annotation folders for {spec.name}: {out[spec.name]} and {d}; "
                             f"pass --annotations with the one to use")
         out[spec.name] = d
-    if not out:
+    if not out and required:
         raise AbawError(f"no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) found under "
                         f"{', '.join(searched)} (searched {MAX_DEPTH} levels deep; pass --annotations DIR)")
     return out
@@ -227,13 +228,13 @@ def discover(root: str | Path, annotations: str | Path | None = None, crops: tup
     lay.searched = {"annotations": [str(p) for p in ann_top],
                     "crops": [str(Path(p).resolve()) for p in crops] or [str(root)],
                     "videos": [str(Path(p).resolve()) for p in videos] or [str(root)]}
-    lay.challenges = _challenges(ann_found, lay.searched["annotations"])
+    lay.templates = _templates(found.templates)
+    lay.challenges = _challenges(ann_found, lay.searched["annotations"], required="ce" not in lay.templates)
     lay.crop_roots = _override(crops, "crop_roots", "--crops", "per-video folders of numbered images") or found.crop_roots
     lay.crops = _crop_folders(lay.crop_roots, lay.duplicates)
     media = _override(videos, "media", "--videos", "video files") or found.media
     lay.videos = _media(media, lay.duplicates)
     lay.test_lists = _test_lists(found.test_lists)
-    lay.templates = _templates(found.templates)
     return lay
 
 

@@ -26,6 +26,7 @@ from abawkit.errors import AbawError, where
 from abawkit.io import write_json, write_parquet
 from abawkit.labels import TASKS
 from abawkit.release import annotations as rel
+from abawkit.release import ce as ce_release
 from abawkit.release.annotations import half_of, list_crops, source_key
 from abawkit.release.discover import annotation_items, discover, read_names
 from abawkit.release.splits import SplitConfig, show, write_splits
@@ -48,6 +49,7 @@ class PrepConfig:
     detector: str = "mtcnn"  # mtcnn (Haar fallback) | haar (no landmarks: crops not aligned)
     align: str = "5pt"  # crops from raw videos: 5pt (five landmarks onto a template) | none (square around the box)
     audio_rate: int = 16000
+    compound: tuple[str, ...] = ()  # compound-labelled face lists (files or folders): CE train/val rows
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -215,7 +217,8 @@ def release_inputs(cfg: PrepConfig) -> dict[str, Any]:
     """What prep reads, by listing (annotation and list files by content): the release, and any folder given
     apart from it (``--annotations``, ``--crops``, ``--videos``)."""
     given = {"release": cfg.release, "annotations": cfg.annotations, **{f"crops{i}": p for i, p in enumerate(cfg.crops)},
-             **{f"videos{i}": p for i, p in enumerate(cfg.videos)}}
+             **{f"videos{i}": p for i, p in enumerate(cfg.videos)},
+             **{f"compound{i}": p if Path(p).is_dir() else str(Path(p).parent) for i, p in enumerate(cfg.compound)}}
     return {k: ident.data(p) for k, p in given.items() if p and Path(p).is_dir()}  # discovery names what is missing
 
 
@@ -227,7 +230,8 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         final = run_.final_dir.resolve()
         lay = discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
-        tests = {t: read_names(p) for t, p in lay.test_lists.items()}
+        tests = {t: read_names(p) for t, p in lay.test_lists.items()} | ce_release.test_videos(lay.templates)
+        compounds = ce_release.read_compounds(cfg.compound, cfg.seed)
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns})
         src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
         cover = coverage(lay, anns, tests, src_of)
@@ -235,12 +239,14 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         crops = release_crops(names, lay)
         detect = [v for v in names if v not in crops and src_of[v] is not None]
         n_frames = frame_counts(names, anns, infos, src_of, rel.template_counts(lay.templates), crops)
+        ce_release.fit_list(lay.templates, n_frames)
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
         show_detected(det, cfg.detector, cfg.align)
         crops.update(made)
         audio = extract_audio_all(infos, run_, final, cfg.audio_rate)
+        names = ce_release.add_compounds(compounds, names, src_of, n_frames, crops, anns)
         frames = rel.build_frames(n_frames, crops, anns, tests)
         videos = pd.DataFrame({
             "video": names, "source": [str(src_of[v]) if src_of[v] else None for v in names],
@@ -253,7 +259,8 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         rows = summarize(frames)
         run_.metrics.update(videos=len(names), frames=len(frames), detected=det)
         write_json(run_.add_output("summary.json"), {"rows": rows, "folds": report, "detected": det,
-                                                     "layout": lay.to_dict(), "roots": lay.roots(), "coverage": cover})
+                                                     "layout": lay.to_dict(), "roots": lay.roots(), "coverage": cover,
+                                                     "compound": ce_release.compound_summary(compounds)})
     console.print(table("prep", ["task", "split", "videos", "frames", "labelled"], [list(r.values()) for r in rows]))
     show(report)
     return {"rows": rows, "folds": report}

@@ -17,6 +17,7 @@ from abawkit.console import console, progress
 from abawkit.errors import AbawError
 from abawkit.io import write_json
 from abawkit.release import synth as syn
+from abawkit.release.synth import ce as synth_ce
 from abawkit.workspace import layout
 from abawkit.workspace.stage import swap_in
 
@@ -31,10 +32,13 @@ class SynthConfig:
     audio_rate: int = 16000
     faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
     layout: str = "tidy"  # tidy (official layout) | shipped (as the organisers' archives unpack)
+    track: str = "classic"  # classic (Aff-Wild2: AU, EXPR, VA) | ce (C-EXPR-DB: release/synth/ce.py)
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
+    if cfg.track == "ce":
+        return run_ce(cfg, out, force)
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
@@ -69,4 +73,24 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     swap_in(partial, out)
     console.print(f"synthetic release ({cfg.layout}): {out} ({summary['names']} videos: {summary['train']} train, "
                   f"{summary['val']} val, {summary['test']} test; {summary['seconds']} s)")
+    return summary
+
+
+def run_ce(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
+    """``--track ce``: a C-EXPR-DB-like release (``release/synth/ce.py``); ``faces`` = compound faces per class."""
+    if cfg.videos < 1 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 1:
+        raise AbawError(f"synth --track ce: need --videos >= 1, --frames >= 30, --size >= 32 and --faces >= 1 "
+                        f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
+    out = Path(out)
+    if out.exists() and not force:
+        raise AbawError(f"{out} already exists; pass --force to replace it")
+    t0 = time.time()
+    spec = synth_ce.CeSynth(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed, cfg.faces)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    summary = synth_ce.write_release(partial, spec) | {"seconds": round(time.time() - t0, 2)}
+    write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
+    swap_in(partial, out)
+    console.print(f"synthetic CE release: {out} ({summary['videos']} videos of {cfg.frames} frames, "
+                  f"{sum(summary['compound_faces'].values())} compound faces; {summary['seconds']} s)")
     return summary
