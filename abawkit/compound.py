@@ -74,14 +74,15 @@ class MixPlan:
     skipped: dict[str, int]
 
 
-def plan_mix(expr: np.ndarray, per_class: int, seed: int, mode: str = "cutmix") -> MixPlan:
-    """Draw ``per_class`` face pairs per compound from faces labelled ``expr`` [N] (EXPR ids; -1 ignored)."""
+def plan_mix(expr: np.ndarray, per_class: int, seed: int, mode: str = "cutmix", stream: int = 0) -> MixPlan:
+    """Draw ``per_class`` face pairs per compound from faces labelled ``expr`` [N] (EXPR ids; -1 ignored);
+    ``stream`` gives an independent draw for the same seed (the train and val faces of ``abaw mix``)."""
     if mode not in MODES:
         raise AbawError(f"mix mode must be one of {', '.join(MODES)}, got {mode!r}")
     if per_class < 1:
         raise AbawError(f"mix: per_class must be >= 1, got {per_class}")
     expr = np.asarray(expr, np.int64)
-    rng = np.random.default_rng([seed, 7])
+    rng = np.random.default_rng([seed, 7, stream])
     pairs, labels, skipped = [], [], {}
     for k, name in enumerate(CE_NAMES):
         pool_a, pool_b = (np.flatnonzero(expr == c) for c in PAIR_IDS[k])
