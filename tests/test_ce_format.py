@@ -132,3 +132,30 @@ def test_read_truth(tmp_path):
     (d / "02.txt").write_text("Neutral\n6\n")
     with pytest.raises(AbawError, match="02.txt:1"):
         ce.read_truth(tmp_path, SPEC)
+
+
+def test_a_file_scores_against_the_truth_as_scikit_learn_does(tmp_path):
+    """read + value_columns line up with read_truth's label column: macro F1 over the 7 equals sklearn's."""
+    from sklearn.metrics import f1_score
+
+    from abawkit.metrics import expr_scores
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "test_ground_truth" / ce.TRUTH_FOLDER
+    d.mkdir(parents=True)
+    rows, truth_all = [], []
+    for video in ("02", "01"):
+        truth = rng.integers(0, 7, 50)
+        truth[:3] = -1  # unlabelled frames never count
+        (d / f"{video}.txt").write_text(",".join(CE_NAMES) + "\n" + "".join(f"{c}\n" for c in truth))
+        rows += [(video, f) for f in range(1, 51)]
+        truth_all.append(truth)
+    frame_rows = pd.DataFrame(rows, columns=["video", "frame"])
+    guess = np.where(rng.random(100) < 0.6, np.concatenate(truth_all).clip(0), rng.integers(0, 7, 100))
+    sub = ce.read(ce.write(tmp_path, SPEC, frame_rows, guess), SPEC)
+    joined = ce.read_truth(tmp_path, SPEC).merge(sub, on=["video", "frame"], validate="one_to_one")
+    labels, preds = joined[list(SPEC.label_columns)].to_numpy()[:, 0], joined[ce.value_columns(SPEC)].to_numpy()[:, 0]
+    keep = labels >= 0
+    want = f1_score(labels[keep], preds[keep], labels=range(7), average="macro", zero_division=0)
+    assert len(joined) == 100 and keep.sum() == 94
+    assert expr_scores(labels, preds, len(CE_NAMES)).mean() == pytest.approx(want, abs=1e-12)

@@ -156,9 +156,11 @@ def read(path: Path, spec: TaskSpec) -> pd.DataFrame:
 
 
 def read_truth(path: Path, spec: TaskSpec) -> pd.DataFrame:
-    """The synthetic release's truth: ``<path>/<video>.txt`` (or ``<path>/CE_Challenge/``), header = the 7
-    names, line k+1 = frame k's class; -1 = no label. Returns DataFrame(video, frame, CE)."""
-    folder = Path(path) / TRUTH_FOLDER if (Path(path) / TRUTH_FOLDER).is_dir() else Path(path)
+    """The synthetic release's truth: ``<video>.txt`` files in ``path``, ``path/CE_Challenge/`` or
+    ``path/test_ground_truth/CE_Challenge/`` (``path`` the release); header = the 7 names, line k+1 =
+    frame k's class; -1 = no label. Returns DataFrame(video, frame, CE)."""
+    here = [Path(path) / "test_ground_truth" / TRUTH_FOLDER, Path(path) / TRUTH_FOLDER]  # release root, its truth folder
+    folder = next((d for d in here if d.is_dir()), Path(path))
     files = visible(folder, ".txt")
     if not files:
         raise AbawError(f"{folder}: no <video>.txt CE truth files")
