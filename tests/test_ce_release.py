@@ -46,7 +46,7 @@ def test_synth_ce_layout(ce_release):
     listed = ce_format.read_list(ce_release / "names_of_videos_in_each_test_set" / synth_ce.LIST_NAME)
     assert list(listed) == ["01", "02"]
     assert [len(f) for f in listed.values()] == [31, 31]  # both (long = 2) one frame past the 30 the video has
-    truth = ce_format.read_truth(ce_release / "test_ground_truth", task("ce"))
+    truth = ce_format.read_truth(ce_release / ce_format.TRUTH, task("ce"))
     assert len(truth) == 62 and truth["CE"].between(0, 6).all()
     raf = (ce_release / "compound_faces" / "EmoLabel" / "list_patition_label.txt").read_text().split()
     ids = np.array(raf[1::2], int)

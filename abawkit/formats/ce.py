@@ -25,6 +25,7 @@ from abawkit.submission import LOCATION, Problems, _lines
 FILE = "CE_predictions.txt"
 HEADER = ("image_location", *CE_NAMES)
 TRUTH_FOLDER = "CE_Challenge"  # under test_ground_truth/ of a synthetic release
+TRUTH = f"test_ground_truth/{TRUTH_FOLDER}"  # the synthetic release's truth, relative to its root
 
 
 def n_values(spec: TaskSpec) -> int:
