@@ -18,6 +18,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "synth",
     "prep",
+    "mix",
     "split",
     "pretrain",
     "finetune",

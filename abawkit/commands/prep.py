@@ -24,6 +24,8 @@ def prep(
     annotations: Annotated[Optional[Path], typer.Option(help="Folder holding the challenge folders (skips their discovery).")] = None,
     crops: Annotated[Optional[list[Path]], typer.Option(help="Crop root: a folder of per-video crop folders (repeatable).")] = None,
     videos: Annotated[Optional[list[Path]], typer.Option(help="Folder holding raw videos, searched recursively (repeatable).")] = None,
+    compound: Annotated[Optional[list[Path]], typer.Option(
+        help="CE training faces: a compound list (image,class rows or RAF-DB's list_patition_label.txt) or a folder holding one (repeatable).")] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     size: Annotated[Optional[int], typer.Option(help="Side of face crops made from raw videos.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Face detector for raw videos: mtcnn (Haar fallback) | haar.")] = None,
@@ -44,7 +46,8 @@ def prep(
     cfg = load_config(stage.PrepConfig, "prep", recipe, set_, release=str(release.resolve()), size=size, detector=detector, align=align, seed=seed,
                       annotations=str(annotations.resolve()) if annotations else None,
                       crops=[str(p.resolve()) for p in crops] if crops else None,
-                      videos=[str(p.resolve()) for p in videos] if videos else None)
+                      videos=[str(p.resolve()) for p in videos] if videos else None,
+                      compound=[str(p.resolve()) for p in compound] if compound else None)
     stage.run(cfg, workdir, force=force)
 
 

@@ -38,7 +38,7 @@ SPLIT_FOLDERS = {"Train_Set": "train", "Validation_Set": "val"}
 CROP_RE = re.compile(r"^\d+\.(jpg|jpeg|png)$", re.IGNORECASE)
 TEST_LIST_RE = re.compile(r"^(Action_Unit|Expression|Valence_Arousal)\w*_test_set_release\.txt$", re.IGNORECASE)
 TEST_LIST_TASK = {"action_unit": "au", "expression": "expr", "valence_arousal": "va"}
-TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA)_test_set_(example|sample)\w*\.txt$", re.IGNORECASE)
+TEMPLATE_RE = re.compile(r"_(AU|EXPR|VA|CE)_test_set_(example|sample)\w*\.txt$", re.IGNORECASE)  # CE: the frame list
 CHALLENGE_LIKE = re.compile(r"(Challenge|_Set)$")
 MTL_FILES = {  # s-Aff-Wild2 (release/mtl.py): annotation files per split (ABAW4 adds a suffix) and the test list
     "train": re.compile(r"^training_set_annotations(_\w+)?\.txt$", re.IGNORECASE),
@@ -159,7 +159,7 @@ def _walk(top: Path, max_depth: int = MAX_DEPTH) -> _Found:
 # ----------------------------------------------------------------------------- interpretation
 def _challenges(found: list[Path], searched: list[str], required: bool = True) -> dict[str, Path]:
     """{task: challenge folder}; unknown challenge-like names and two folders for one task are errors, and so is
-    finding none when ``required`` (a release without s-Aff-Wild2 annotation files)."""
+    finding none when ``required`` (a release with neither s-Aff-Wild2 annotation files nor a CE frame list)."""
     out: dict[str, Path] = {}
     for d in found:
         spec = task_for_folder(d.name)
@@ -173,8 +173,8 @@ def _challenges(found: list[Path], searched: list[str], required: bool = True) -
                             f"pass --annotations with the one to use")
         out[spec.name] = d
     if not out and required:
-        raise AbawError(f"no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) or s-Aff-Wild2 annotation "
-                        f"files (training_set_annotations.txt) found under {', '.join(searched)} "
+        raise AbawError(f"no challenge folders (e.g. AU_Detection_Challenge/Train_Set/) , s-Aff-Wild2 annotation "
+                        f"files (training_set_annotations.txt) or a CE frame list found under {', '.join(searched)} "
                         f"(searched {MAX_DEPTH} levels deep; pass --annotations DIR)")
     return out
 
@@ -264,13 +264,14 @@ def discover(root: str | Path, annotations: str | Path | None = None, crops: tup
                     "crops": [str(Path(p).resolve()) for p in crops] or [str(root)],
                     "videos": [str(Path(p).resolve()) for p in videos] or [str(root)]}
     lay.mtl = _mtl_files(found.mtl + ann_walk.mtl)
-    lay.challenges = _challenges(ann_found, lay.searched["annotations"], required=not ({"train", "val"} & set(lay.mtl)))
+    lay.templates = _templates(found.templates)
+    lay.challenges = _challenges(ann_found, lay.searched["annotations"],
+                                 required=not ({"train", "val"} & set(lay.mtl)) and "ce" not in lay.templates)
     lay.crop_roots = _override(crops, "crop_roots", "--crops", "per-video folders of numbered images") or found.crop_roots
     lay.crops = _crop_folders(lay.crop_roots, lay.duplicates)
     media = _override(videos, "media", "--videos", "video files") or found.media
     lay.videos = _media(media, lay.duplicates)
     lay.test_lists = _test_lists(found.test_lists)
-    lay.templates = _templates(found.templates)
     if "test" in lay.mtl:
         lay.templates["mtl"] = lay.mtl["test"]  # the organisers' frame list is the MTL track's template
     return lay

@@ -29,6 +29,7 @@ from abawkit.io import write_json, write_parquet
 from abawkit.labels import CLASSIC, TASKS
 from abawkit.release import annotations as rel
 from abawkit.release import mtl as mtl_rel
+from abawkit.release import ce as ce_release
 from abawkit.release.annotations import half_of, list_crops, source_key
 from abawkit.release import bah, emi
 from abawkit.release.discover import annotation_items, discover, discover_media, read_names
@@ -53,6 +54,7 @@ class PrepConfig:
     detector: str = "mtcnn"  # mtcnn (Haar fallback) | haar (no landmarks: crops not aligned)
     align: str = "5pt"  # crops from raw videos: 5pt (five landmarks onto a template) | none (square around the box)
     audio_rate: int = 16000
+    compound: tuple[str, ...] = ()  # compound-labelled face lists (files or folders): CE train/val rows
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -252,7 +254,7 @@ def check_mtl_crops(found: MtlRelease, crops: dict, searched: list[str]) -> None
 
 def template_frames(lay, found: MtlRelease) -> dict[str, int]:
     """Frames per test video from the classic templates (rows per video) and the MTL test list (its last frame)."""
-    counts = rel.template_counts({t: p for t, p in lay.templates.items() if t in CLASSIC})
+    counts = rel.template_counts({t: p for t, p in lay.templates.items() if t in (*CLASSIC, "ce")})
     counts.update({v: int(f.max()) for v, f in found.test.items()})
     return counts
 
@@ -261,7 +263,8 @@ def release_inputs(cfg: PrepConfig) -> dict[str, Any]:
     """What prep reads, by listing (annotation and list files by content): the release, and any folder given
     apart from it (``--annotations``, ``--crops``, ``--videos``)."""
     given = {"release": cfg.release, "annotations": cfg.annotations, **{f"crops{i}": p for i, p in enumerate(cfg.crops)},
-             **{f"videos{i}": p for i, p in enumerate(cfg.videos)}}
+             **{f"videos{i}": p for i, p in enumerate(cfg.videos)},
+             **{f"compound{i}": p if Path(p).is_dir() else str(Path(p).parent) for i, p in enumerate(cfg.compound)}}
     return {k: ident.data(p) for k, p in given.items() if p and Path(p).is_dir()}  # discovery names what is missing
 
 
@@ -274,8 +277,10 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         found = find_video_tracks(root)  # BAH / Hume-Vidmimic2: one label per video, no challenge folders
         lay = video_level_layout(root, found) if found else discover(root, cfg.annotations or None, cfg.crops, cfg.videos)
         anns = {t: rel.read_annotations(TASKS[t], items) for t, items in annotation_items(lay).items()}
-        tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()}
+        tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()} \
+            | ce_release.test_videos(lay.templates)
         mtl = read_mtl(lay, anns, tests)
+        compounds = ce_release.read_compounds(cfg.compound, cfg.seed)
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns}
                        | set(video_level_names(found)))
         src_of = {v: lay.videos.get(v) or lay.videos.get(rel.source_key(v)) for v in names}
@@ -285,6 +290,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         check_mtl_crops(mtl, crops, lay.searched["crops"])
         detect = [v for v in names if v not in crops and src_of[v] is not None]
         n_frames = frame_counts(names, anns, infos, src_of, template_frames(lay, mtl), crops)
+        ce_release.fit_list(lay.templates, n_frames)
         anns |= video_level_inputs(found, n_frames)[0]  # each video's label on each of its frames
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
@@ -292,6 +298,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         show_detected(det, cfg.detector, cfg.align)
         crops.update(made)
         audio = extract_audio_all(infos, run_, final, cfg.audio_rate)
+        names = ce_release.add_compounds(compounds, names, src_of, n_frames, crops, anns)
         frames = rel.build_frames(n_frames, crops, anns, tests)
         videos = pd.DataFrame({
             "video": names, "source": [str(src_of[v]) if src_of[v] else None for v in names],
@@ -304,7 +311,8 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         rows = summarize(frames)
         run_.metrics.update(videos=len(names), frames=len(frames), detected=det)
         write_json(run_.add_output("summary.json"), {"rows": rows, "folds": report, "detected": det,
-                                                     "layout": lay.to_dict(), "roots": lay.roots(), "coverage": cover})
+                                                     "layout": lay.to_dict(), "roots": lay.roots(), "coverage": cover,
+                                                     "compound": ce_release.compound_summary(compounds)})
     console.print(table("prep", ["task", "split", "videos", "frames", "labelled"], [list(r.values()) for r in rows]))
     show(report)
     return {"rows": rows, "folds": report}

@@ -19,6 +19,7 @@ from abawkit.errors import AbawError
 from abawkit.io import write_json
 from abawkit.release import synth as syn
 from abawkit.release.synth import ah as synth_ah
+from abawkit.release.synth import ce as synth_ce
 from abawkit.release.synth import emi as synth_emi
 from abawkit.release.synth import mtl as syn_mtl
 from abawkit.release.synth.clips import ClipSpec
@@ -36,13 +37,15 @@ class SynthConfig:
     audio_rate: int = 16000
     faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
     layout: str = "tidy"  # tidy (official layout) | shipped (as the organisers' archives unpack)
-    track: str = "classic"  # classic (AU, EXPR, VA challenge folders) | mtl (s-Aff-Wild2: the multi-task track)
+    track: str = "classic"  # classic (Aff-Wild2: AU, EXPR, VA) | mtl (s-Aff-Wild2) | ce (C-EXPR-DB) | ah (BAH) | emi (Hume-Vidmimic2)
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
     if cfg.track in VIDEO_LEVEL:  # ah | emi: short talking clips, one label per video
         return run_video_level(cfg, Path(out), force)
+    if cfg.track == "ce":
+        return run_ce(cfg, out, force)
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.track not in ("classic", "mtl"):
@@ -112,4 +115,24 @@ def run_video_level(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     swap_in(partial, out)
     console.print(f"synthetic {track} release: {out} ({summary['train']} train, {summary['val']} val, "
                   f"{summary['test']} test clips; {summary['seconds']} s)")
+    return summary
+
+
+def run_ce(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
+    """``--track ce``: a C-EXPR-DB-like release (``release/synth/ce.py``); ``faces`` = compound faces per class."""
+    if cfg.videos < 1 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 1:
+        raise AbawError(f"synth --track ce: need --videos >= 1, --frames >= 30, --size >= 32 and --faces >= 1 "
+                        f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
+    out = Path(out)
+    if out.exists() and not force:
+        raise AbawError(f"{out} already exists; pass --force to replace it")
+    t0 = time.time()
+    spec = synth_ce.CeSynth(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed, cfg.faces)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    summary = synth_ce.write_release(partial, spec) | {"seconds": round(time.time() - t0, 2)}
+    write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
+    swap_in(partial, out)
+    console.print(f"synthetic CE release: {out} ({summary['videos']} videos of {cfg.frames} frames, "
+                  f"{sum(summary['compound_faces'].values())} compound faces; {summary['seconds']} s)")
     return summary
