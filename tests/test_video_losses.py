@@ -54,7 +54,7 @@ def test_ah_metrics_and_threshold_by_hand():
     assert ah_scores(y, p, 0.25)["score"] == pytest.approx((0.8 + 2 / 3) / 2)
     assert tune_threshold(np.array([0, 1]), np.array([0.2, 0.3])) == pytest.approx(0.25)
     labels = np.array([[0], [1], [-1], [1]], np.float32)  # an unlabelled video is left out
-    preds = np.array([[0.9, 0.1], [0.2, 0.8], [0.0, 1.0], [0.4, 0.6]])
+    preds = np.array([[0.9, 0.1], [0.2, 0.8], [1.0, 0.0], [0.4, 0.6]])  # counted, the third would be a miss
     res = scores(task("ah"), labels, preds)
     assert res["score"] == 1.0 and res["ap"] == 1.0 and 0.1 <= res["threshold"] < 0.6
 

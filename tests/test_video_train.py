@@ -132,3 +132,12 @@ def test_bad_inputs_are_one_line(work, tmp_path):
     assert res.exit_code == 2 and "--fold" in res.output
     res = runner.invoke(app, ["train", "video", "-w", str(tmp_path / "empty"), "--task", "emi", "--features", "vis"])
     assert res.exit_code == 2 and "abaw prep" in res.output
+
+
+def test_same_seed_same_predictions(work):
+    short = ("--set", "train.epochs=2")
+    preds = [pd.read_parquet(train(work, "emi", "txt", *short, "--seed", str(seed), tag=tag) / "pred_val.parquet")
+             for tag, seed in (("a", 1), ("b", 1), ("c", 2))]
+    values = [p[list(EMI_NAMES)].to_numpy() for p in preds]
+    assert np.array_equal(values[0], values[1])
+    assert np.abs(values[0] - values[2]).max() > 1e-3  # another seed moves them by ~0.1; rounding would be ~1e-7
