@@ -67,3 +67,20 @@ def test_emi_metric_mean_pearson():
     res = emi_scores(y, pred)
     ref = [np.corrcoef(y[:, k], pred[:, k])[0, 1] for k in range(5)] + [0.0]
     assert np.allclose(res["per_class"], ref) and res["score"] == pytest.approx(np.mean(ref))
+
+
+def test_best_epoch_ties_go_to_the_lower_cross_entropy():
+    """Macro-F1 at a tuned threshold saturates on a small validation set while probabilities still sit near 0.5:
+    the record's score then prefers the confident epoch; the official metric stays in ``metric``."""
+    from abawkit.stages.video import epoch_record
+
+    labels = np.array([[0], [1], [1], [-1]], np.float32)
+    early = np.array([[0.51, 0.49], [0.49, 0.51], [0.48, 0.52], [0.5, 0.5]])
+    late = np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8], [0.5, 0.5]])
+    a, b = epoch_record(task("ah"), labels, early), epoch_record(task("ah"), labels, late)
+    assert a["metric"] == b["metric"] == 1.0 and b["score"] > a["score"]
+    assert b["nll"] == pytest.approx(-(np.log(0.9) + np.log(0.9) + np.log(0.8)) / 3)
+    worse = np.array([[0.05, 0.95], [0.1, 0.9], [0.2, 0.8], [0.5, 0.5]])  # no threshold separates: a miss costs more
+    assert epoch_record(task("ah"), labels, worse)["score"] < a["score"]
+    y = np.random.default_rng(0).random((4, 6))
+    assert epoch_record(task("emi"), y, y)["score"] == pytest.approx(1.0)  # EMI: the mean Pearson as it is
