@@ -5,7 +5,7 @@ unlabelled; its split is ``split_<track>``; CV folds from ``splits.parquet`` thr
 and the chosen feature stores ``features/<name>`` (vision, audio, text; a name resolves to
 ``<name>-<track>-fold<N>``, then ``<name>-<track>``, then ``<name>``, as the TMF's). Trains ``models.video``
 through ``abawkit.engine`` (AdamW, schedule, bf16, DDP, resume) on whole videos, ``sample.frames`` frames each,
-and evaluates on the fold's validation videos every epoch. Writes ``video/<track>/fold<N>/``:
+and evaluates on the fold's validation videos every epoch (the best epoch: ``epoch_record``). Writes ``video/<track>/fold<N>/``:
 
 - ``best.pt``: ``models.checkpoints.save_checkpoint`` kind ``video`` with its ``arch``, the feature stores in
   order, ``frames`` and the best epoch's record (its A/H ``threshold`` included), so
