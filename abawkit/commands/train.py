@@ -19,6 +19,7 @@ from abawkit.commands._options import (
     checkpoint_trust,
     friendly,
 )
+from abawkit.commands.video import video
 
 train_app = typer.Typer(help="Train models on extracted features.", no_args_is_help=True)
 
@@ -69,6 +70,9 @@ def tmf(
             rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
     if rows:
         console.print(table(f"TMF {spec.name} ({spec.metric})", ["fold", "val", "best epoch"], rows))
+
+
+train_app.command("video")(video)
 
 
 def register(app: typer.Typer) -> None:

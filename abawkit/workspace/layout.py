@@ -49,6 +49,11 @@ def tmf_root(task: str) -> str:
     return f"tmf/{task}"
 
 
+def video_model(task: str, fold: int, tag: str = "") -> str:
+    """``video/<task>/fold<N>[-<tag>]``: a trained video-level model (A/H, EMI) and its per-video predictions."""
+    return f"video/{task}/{_fold(fold, tag)}"
+
+
 def features(store: str) -> str:
     """``features/<store>``: one feature store (one ``.npy`` per video and ``store.json``)."""
     return f"features/{store}"
