@@ -161,22 +161,36 @@ def _lines(path: Path, problems: Problems) -> list[str] | None:
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def _check_values(fields: list[str], spec: TaskSpec) -> str | None:
-    """First problem among a row's value fields, or None."""
-    names = spec.names if spec.kind != "multiclass" else ("class",)
-    for name, raw in zip(names, fields):
-        try:
-            v = float(raw)
-        except ValueError:
-            return f"{name}: non-numeric value {raw!r}"
-        if not math.isfinite(v):
-            return f"{name}: {raw} is not a finite number"
-        if spec.kind == "multilabel" and v not in (0.0, 1.0):
-            return f"{name}: AU must be 0 or 1, got {raw}"
-        if spec.kind == "multiclass" and (v != int(v) or not 0 <= v < spec.n_outputs):
-            return f"expression class must be an integer 0..{spec.n_outputs - 1}, got {raw}"
-        if spec.kind == "regression" and not -1.0 <= v <= 1.0:
-            return f"{name}: must be in [-1, 1], got {raw}"
+def value_problem(kind: str, name: str, raw: str, n_classes: int = 0) -> str | None:
+    """The problem with one value field of a submission row, by its head's kind, or None: numeric and
+    finite, then 0/1 (multilabel), a class id 0..n-1 (multiclass), [-1, 1] (regression), [0, 1] (intensity)."""
+    try:
+        v = float(raw)
+    except ValueError:
+        return f"{name}: non-numeric value {raw!r}"
+    if not math.isfinite(v):
+        return f"{name}: {raw} is not a finite number"
+    if kind == "multilabel" and v not in (0.0, 1.0):
+        return f"{name}: AU must be 0 or 1, got {raw}"
+    if kind == "multiclass" and (v != int(v) or not 0 <= v < n_classes):
+        return f"{name}: must be an integer 0..{n_classes - 1}, got {raw}"
+    if kind == "regression" and not -1.0 <= v <= 1.0:
+        return f"{name}: must be in [-1, 1], got {raw}"
+    if kind == "intensity" and not 0.0 <= v <= 1.0:
+        return f"{name}: must be in [0, 1], got {raw}"
+    return None
+
+
+def row_problem(spec: TaskSpec, fields: list[str]) -> str | None:
+    """First problem among a row's decided values, head by head (a multiclass head writes one class id,
+    named ``expression`` for EXPR and ``class`` otherwise)."""
+    k = 0
+    for head in spec.heads:
+        names = head.names if head.kind != "multiclass" else ("expression" if head.name == "expr" else "class",)
+        for name in names:
+            if k < len(fields) and (msg := value_problem(head.kind, name, fields[k].strip(), head.n_outputs)):
+                return msg
+            k += 1
     return None
 
 
@@ -274,7 +288,7 @@ def validate_track_file(path: Path, spec: TaskSpec, expected: Expected) -> Probl
         frames.see(m["video"], int(m["frame"]), i)
         if len(fields) != n + 1:
             problems.add(path, i, f"expected {n + 1} columns, got {len(fields)}")
-        elif msg := _check_values(fields[1:], spec):
+        elif msg := row_problem(spec, fields[1:]):
             problems.add(path, i, msg)
     end = len(lines) + 1
     frames.close(end)
@@ -298,7 +312,7 @@ def validate_video_file(path: Path, spec: TaskSpec, frames: np.ndarray) -> Probl
         fields = _split_row(line, n)
         if len(fields) != n:
             problems.add(path, i, f"expected {n} columns, got {len(fields)}")
-        elif msg := _check_values(fields, spec):
+        elif msg := row_problem(spec, fields):
             problems.add(path, i, msg)
     n_frames = int(frames.max())
     if len(rows) < n_frames:

@@ -31,6 +31,7 @@ def run(
     audio: Annotated[Optional[list[str]], typer.Option("--audio", help="Audio checkpoint as MODEL=PATH, e.g. hubert=DIR (repeatable).")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,
+    compound: Annotated[Optional[list[Path]], typer.Option(help="CE: a compound-labelled face list or folder prep adds as training rows (repeatable).")] = None,
     track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl or ce (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated TMF folds (default: run.toml's), e.g. 0,1,2.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Submission folder name (default: submit.toml's).")] = None,
@@ -66,7 +67,8 @@ def run(
     cfg = load_config(build.RunConfig, "run", recipe, sets, **over)
     inp = build.RunInputs(workdir.resolve(), build.resolve_recipe(recipe), release.resolve(),
                           mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
-                          images=images.resolve() if images else None)
+                          images=images.resolve() if images else None,
+                          compound=tuple(p.resolve() for p in compound or ()))
     if not inp.release.is_dir():
         raise AbawError(f"--release {release}: folder not found")
     launch.run(cfg, inp, gpus=gpus, dry_run=dry_run, force=force, launcher=launcher, wait=wait)

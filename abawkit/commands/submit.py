@@ -20,7 +20,7 @@ from abawkit.commands._options import (
 
 @friendly
 def submit(
-    track: Annotated[str, typer.Option("--track", "-t", help="au | expr | va.")],
+    track: Annotated[str, typer.Option("--track", "-t", help="au | expr | va | mtl | ce.")],
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
     pred: Annotated[Optional[Path], typer.Option(help="Test predictions (default: the ensemble/<track> stage).")] = None,
@@ -29,6 +29,7 @@ def submit(
     name: Annotated[Optional[str], typer.Option(help="Submission folder name.")] = None,
     edition: Annotated[Optional[str], typer.Option(help="Format edition: abaw5 | abaw3.")] = None,
     out: Annotated[Path, typer.Option(help="Folder holding the submission folders.")] = Path("submissions"),
+    no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Submit without any smoothing policy (e.g. predictions of another model than the one smooth-search tuned).")] = False,
     sets: Sets = None,
     seed: Seed = None,
 ) -> None:
@@ -37,7 +38,7 @@ def submit(
     from abawkit.stages.submit import SubmitConfig, run
 
     cfg = load_config(SubmitConfig, "submit", recipe, sets, seed=seed, name=name, edition=edition)
-    run(workdir, cfg, track, pred=pred, policy=policy, template=template, out=out)
+    run(workdir, cfg, track, pred=pred, policy=policy, template=template, out=out, smooth=not no_smooth)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from abawkit.errors import AbawError, where
 from abawkit.files import visible
 from abawkit.io import atomic_path
 from abawkit.labels import CE_NAMES, TaskSpec
-from abawkit.submission import LOCATION, Problems, _lines
+from abawkit.submission import LOCATION, Problems, _lines, value_problem
 
 FILE = "CE_predictions.txt"
 HEADER = ("image_location", *CE_NAMES)
@@ -85,19 +85,6 @@ def read_list(path: Path) -> dict[str, np.ndarray]:
     return {v: np.asarray(f, np.int64) for v, f in out.items()}
 
 
-def _check_class(raw: str) -> str | None:
-    """The problem with one class field, or None."""
-    try:
-        v = float(raw)
-    except ValueError:
-        return f"class: non-numeric value {raw!r}"
-    if not np.isfinite(v):
-        return f"class: {raw} is not a finite number"
-    if v != int(v) or not 0 <= v < len(CE_NAMES):
-        return f"class must be an integer 0..{len(CE_NAMES) - 1}, got {raw}"
-    return None
-
-
 def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Problems:
     """Every problem of a CE submission against the list ``expected`` (``read_list``): header, each row of
     the list in exactly that order (none missing, repeated, extra or swapped), two columns, class 0..6."""
@@ -116,7 +103,7 @@ def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Pro
         fields = line.split(",")
         if len(fields) != 2:
             problems.add(path, i, f"expected 2 columns (image_location,class), got {len(fields)}")
-        elif msg := _check_class(fields[1].strip()):
+        elif msg := value_problem("multiclass", "class", fields[1].strip(), len(CE_NAMES)):
             problems.add(path, i, msg)
     return problems
 

@@ -11,7 +11,6 @@ whether they required the list's order (we do: it is what a strict check can pro
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from abawkit.errors import AbawError, where
 from abawkit.formats.videolist import check_order
 from abawkit.io import atomic_path
 from abawkit.labels import EMI_NAMES, TaskSpec
-from abawkit.submission import Problems, _lines
+from abawkit.submission import Problems, _lines, row_problem
 
 FILE = "EMI_predictions.csv"
 HEADER = ("Filename", *EMI_NAMES)
@@ -72,17 +71,6 @@ def read_list(path: Path) -> dict[str, np.ndarray]:
     return {v: VIDEO_LEVEL for v in ids}
 
 
-def _check_values(fields: list[str]) -> str | None:
-    for name, raw in zip(EMI_NAMES, fields):
-        try:
-            v = float(raw)
-        except ValueError:
-            return f"{name}: non-numeric value {raw!r}"
-        if not math.isfinite(v) or not 0.0 <= v <= 1.0:
-            return f"{name}: must be a finite intensity in [0, 1], got {raw}"
-    return None
-
-
 def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Problems:
     """Every problem of an EMI file against ``expected`` ({video id: [0]} in the list's order)."""
     path, problems = Path(path), Problems()
@@ -106,7 +94,7 @@ def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Pro
         rows.append((i, fields[0]))
         if len(fields) != len(HEADER):
             problems.add(path, i, f"expected {len(HEADER)} columns, got {len(fields)}")
-        elif msg := _check_values(fields[1:]):
+        elif msg := row_problem(spec, fields[1:]):
             problems.add(path, i, msg)
     check_order(path, list(expected), rows, problems)
     return problems

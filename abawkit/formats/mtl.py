@@ -10,7 +10,6 @@ format of ``release/mtl.py``). Reads and writes only the files it is given.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from abawkit.files import visible
 from abawkit.io import atomic_path
 from abawkit.labels import TaskSpec
 from abawkit.release import mtl as rel
-from abawkit.submission import Problems, _lines
+from abawkit.submission import Problems, _lines, row_problem
 
 FILE = "MTL_predictions.txt"
 HEADER = rel.HEADER
@@ -60,24 +59,6 @@ def read_list(path: Path) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- validator
-def _value_problem(fields: list[str], names: list[str]) -> str | None:
-    """The first problem among a row's 15 value fields, or None."""
-    for k, (name, raw) in enumerate(zip(names, fields)):
-        try:
-            v = float(raw)
-        except ValueError:
-            return f"{name}: non-numeric value {raw!r}"
-        if not math.isfinite(v):
-            return f"{name}: {raw} is not a finite number"
-        if k < 2 and not -1.0 <= v <= 1.0:
-            return f"{name}: must be in [-1, 1], got {raw}"
-        if k == 2 and (v != int(v) or not 0 <= v <= 7):
-            return f"expression: must be an integer 0..7, got {raw}"
-        if k > 2 and v not in (0.0, 1.0):
-            return f"{name}: AU must be 0 or 1, got {raw}"
-    return None
-
-
 class _Order:
     """Follows the rows against the expected sequence: extra, repeated, out-of-order and missing rows."""
 
@@ -150,7 +131,7 @@ def validate(path: Path, spec: TaskSpec, expected: dict[str, np.ndarray]) -> Pro
         order.see(image, i)
         if len(fields) != 1 + len(names):
             problems.add(path, i, f"expected {1 + len(names)} columns, got {len(fields)}")
-        elif msg := _value_problem(fields[1:], names):
+        elif msg := row_problem(spec, fields[1:]):
             problems.add(path, i, msg)
     order.close(len(lines) + 1)
     return problems

@@ -31,7 +31,7 @@ from abawkit.workspace import layout
 # imported inside the functions that read them; tmf and pretrain pull in torch, and ``abaw status`` and
 # ``abaw run --help`` load this module without needing any stage.
 COSTS = {"synth": 1.0, "prep": 1.0, "pretrain": 6.0, "finetune": 4.0, "extract": 1.0, "tmf": 2.0,
-         "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1}
+         "ensemble": 0.3, "smooth": 0.3, "submit": 0.2, "validate": 0.1, "zeroshot": 0.5, "mix": 0.5}
 
 
 
@@ -61,6 +61,8 @@ class RunInputs:
     seed: int | None = None  # passed to every job when given
     images: Path | None = None  # face images for pre-training (default: <release>/pretrain_faces if any)
     synth_faces: bool = False  # the release is yet to be synthesised, with pretrain_faces/
+    compound: tuple[Path, ...] = ()  # CE: compound-labelled face lists prep adds as training rows
+    after: tuple[str, ...] = ()  # jobs of the same plan prep waits for (the demo's mix, writing a compound list)
 
 
 
@@ -130,7 +132,8 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     b = Builder(inp)
     if cfg.vision not in ("finetune", "frozen"):
         raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
-    prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release)], [synth])
+    compound = [a for p in inp.compound for a in ("--compound", str(p))]  # CE training faces
+    prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release), *compound], [synth, *inp.after])
     frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
     pretrain = "" if frozen else _pretrain(b, inp, synth)
     audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}

@@ -54,6 +54,10 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
     release = Path(cfg.release).resolve() if cfg.release else layout.path(workdir, layout.RELEASE)
     if cfg.release and not release.is_dir():
         raise AbawError(f"release folder {release} not found")
+    if tuple(rcfg.tasks) == ("ce",):  # no CE training labels: three ways to a model (run/demo_ce.py)
+        from abawkit.run import demo_ce
+
+        return demo_ce.run(workdir, cfg.seed, recipe, jobs, gpus, release if cfg.release else None)
     synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
     inp = build.RunInputs(workdir, build.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
     b = build.Builder(inp)

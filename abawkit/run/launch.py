@@ -52,11 +52,12 @@ def summary(workdir: Path, jobs: list[Job], title: str, live: dict[str, str] | N
 
 def run(cfg: RunConfig, inp: RunInputs, gpus: str | None = None, dry_run: bool = False, force: bool = False,
         before: Sequence[Job] = (), after: Sequence[Job] = (), launcher: str = "local",
-        wait: bool = False) -> dict[str, str]:
+        wait: bool = False, only: Sequence[Job] | None = None) -> dict[str, str]:
     """Build the plan (``before`` jobs, e.g. the one writing the release, the recipe's, then ``after``),
     print it for ``dry_run``, else run it (``launcher``: local, or slurm: submit, and follow the jobs
-    with ``wait``); fails (exit 1) if any job did not finish (with slurm: failed, or not done after ``wait``)."""
-    jobs = [*before, *build(cfg, inp, synth=before[-1].id if before else ""), *after]
+    with ``wait``); fails (exit 1) if any job did not finish (with slurm: failed, or not done after ``wait``).
+    ``only``: exactly these jobs instead of the recipe's plan (the CE demo's basic-expression workspace)."""
+    jobs = list(only) if only is not None else [*before, *build(cfg, inp, synth=before[-1].id if before else ""), *after]
     pl.check_graph(jobs)
     if dry_run:
         return summary(inp.workdir, jobs, "plan (dry run: nothing was started)")

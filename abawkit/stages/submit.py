@@ -55,13 +55,15 @@ def _default_policy(workdir: Path, track: str) -> dict | None:
 
 
 def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, policy: Path | None = None,
-        template: Path | None = None, out: Path = Path(layout.SUBMISSIONS)) -> Path:
+        template: Path | None = None, out: Path = Path(layout.SUBMISSIONS), smooth: bool = True) -> Path:
     spec = task(track)
+    if policy is not None and not smooth:
+        raise AbawError("submit: --policy and --no-smooth contradict each other")
     fmt = formats.get(spec, cfg.edition)
     pred = pred or _default_pred(workdir, spec.name)
     if not pred.is_file():
         raise AbawError(f"{pred}: file not found")
-    pol = read_json(policy) if policy else _default_policy(workdir, spec.name)
+    pol = read_json(policy) if policy else _default_policy(workdir, spec.name) if smooth else None
     if pol and pol.get("task", spec.name) != spec.name:
         raise AbawError(f"{policy}: policy is for task {pol['task']}, not {spec.name}")
     expected = expected_frames(workdir, spec, template, cfg.edition)
