@@ -86,3 +86,37 @@ def _os_error_line(exc: OSError) -> str:
             errno.EIO: "check the disk"}.get(exc.errno or 0, "check the folder's permissions")
     return (f"{exc.filename or 'workdir'}: cannot write ({exc.strerror}); {hint}, then run the command again "
             "(finished files are intact)")
+
+
+def train_folds(cfg_cls: type, stage: str, run: Callable, spec: Any, fold: str, features: str | None,
+                workdir: Path, recipe: str, sets: list[str] | None, seed: int | None, resume: bool, force: bool,
+                trust: bool, title: str) -> None:
+    """``--fold N|all`` of a temporal trainer (``train tmf``, ``train video``): load each fold's config
+    (``--features`` as a ``features.<task>`` override), run it, print one table of validation scores."""
+    from abawkit.config import load_config
+    from abawkit.console import table
+    from abawkit.data.tables import N_FOLDS
+    from abawkit.workspace.stage import StageDone
+
+    if fold == "all":
+        folds = list(range(N_FOLDS + 1))
+    elif fold.isdigit():
+        folds = [int(fold)]
+    else:
+        raise AbawError(f"--fold must be 0..{N_FOLDS} or all, got {fold!r}")
+    sets = list(sets or [])
+    if features is not None:
+        names = [f.strip() for f in features.split(",") if f.strip()]
+        sets.append(f"features.{spec.name}={names!r}".replace("'", '"'))
+    rows = []
+    with checkpoint_trust(trust):  # only resume checkpoints are read (one from an older abawkit)
+        for f in folds:
+            cfg = load_config(cfg_cls, stage, recipe, sets, seed=seed, task=spec.name, fold=f)
+            try:
+                metrics = run(workdir, cfg, force=force, resume=resume)
+            except StageDone as done:
+                console.print(f"[yellow]skip:[/] {done}")
+                continue
+            rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
+    if rows:
+        console.print(table(f"{title} {spec.name} ({spec.metric})", ["fold", "val", "best epoch"], rows))

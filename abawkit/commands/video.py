@@ -16,7 +16,7 @@ from abawkit.commands._options import (
     Sets,
     Trust,
     Workdir,
-    checkpoint_trust,
+    train_folds,
     friendly,
 )
 
@@ -35,36 +35,12 @@ def video(
     trust_checkpoint: Trust = False,
 ) -> None:
     """A video's sampled frames (vision, audio, text features) -> Transformer encoder -> one prediction per video."""
-    from abawkit.config import load_config
-    from abawkit.console import console, table
-    from abawkit.data.tables import N_FOLDS
     from abawkit.errors import AbawError
     from abawkit.labels import task as task_spec
     from abawkit.stages.video import VideoConfig, run
-    from abawkit.workspace.stage import StageDone
 
     spec = task_spec(task)
     if spec.level != "video":
         raise AbawError(f"--task {spec.name} is predicted per frame: use `abaw train tmf`; video-level tracks: ah, emi")
-    if fold == "all":
-        folds = list(range(N_FOLDS + 1))
-    elif fold.isdigit():
-        folds = [int(fold)]
-    else:
-        raise AbawError(f"--fold must be 0..{N_FOLDS} or all, got {fold!r}")
-    sets = list(sets or [])
-    if features is not None:
-        names = [f.strip() for f in features.split(",") if f.strip()]
-        sets.append(f"features.{spec.name}={names!r}".replace("'", '"'))
-    rows = []
-    with checkpoint_trust(trust_checkpoint):  # only resume checkpoints are read
-        for f in folds:
-            cfg = load_config(VideoConfig, "video", recipe, sets, seed=seed, task=spec.name, fold=f)
-            try:
-                metrics = run(workdir, cfg, force=force, resume=resume)
-            except StageDone as done:
-                console.print(f"[yellow]skip:[/] {done}")
-                continue
-            rows.append([str(f), f"{metrics['val_score']:.4f}", str(metrics["best_epoch"])])
-    if rows:
-        console.print(table(f"video-level {spec.name} ({spec.metric})", ["fold", "val", "best epoch"], rows))
+    train_folds(VideoConfig, "video", run, spec, fold, features, workdir, recipe, sets, seed, resume, force,
+                trust_checkpoint, "video-level")
