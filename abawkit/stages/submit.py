@@ -57,6 +57,10 @@ def _default_policy(workdir: Path, track: str) -> dict | None:
 def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, policy: Path | None = None,
         template: Path | None = None, out: Path = Path(layout.SUBMISSIONS)) -> Path:
     spec = task(track)
+    if spec.level == "video":  # A/H, EMI: per-video predictions of the trained folds
+        from abawkit.stages.submit_video import run_video
+
+        return run_video(workdir, cfg, spec, pred, template, out)
     fmt = formats.get(spec, cfg.edition)
     pred = pred or _default_pred(workdir, spec.name)
     if not pred.is_file():
