@@ -61,6 +61,7 @@ class RunInputs:
     seed: int | None = None  # passed to every job when given
     images: Path | None = None  # face images for pre-training (default: <release>/pretrain_faces if any)
     synth_faces: bool = False  # the release is yet to be synthesised, with pretrain_faces/
+    text: dict[str, str] = field(default_factory=dict)  # video-level tracks: "asr" / "encoder" folders (run/build_video.py)
 
 
 
@@ -125,6 +126,10 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
 
     tasks = [task(t).name for t in cfg.tasks]
+    if tasks and task(tasks[0]).level == "video":  # A/H, EMI: run/build_video.py
+        from abawkit.run.build_video import build_video
+
+        return build_video(cfg, inp, synth, Builder(inp))
     if not tasks or not cfg.folds:
         raise AbawError("run: name at least one task and one fold")
     b = Builder(inp)

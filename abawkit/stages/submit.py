@@ -58,7 +58,7 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
         template: Path | None = None, out: Path = Path(layout.SUBMISSIONS)) -> Path:
     spec = task(track)
     if spec.level == "video":  # A/H, EMI: per-video predictions of the trained folds
-        from abawkit.stages.submit_video import run_video
+        from abawkit.submission_video import run_video
 
         return run_video(workdir, cfg, spec, pred, template, out)
     fmt = formats.get(spec, cfg.edition)

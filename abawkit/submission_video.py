@@ -1,4 +1,4 @@
-"""``abaw submit --track ah|emi``: the video-level models' test predictions -> the organisers' file, validated.
+"""``abaw submit --track ah|emi`` (``stages/submit.py`` hands the video-level tracks here): the video-level models' test predictions -> the organisers' file, validated.
 
 Reads the per-video predictions of the trained folds (``video/<track>/fold<N>/pred_test.parquet`` with each
 fold's ``val_threshold`` from its manifest, or one ``--pred`` file) and the organisers' test list (``--template``,
@@ -30,7 +30,7 @@ from abawkit.workspace.stage import MANIFEST
 
 def fold_predictions(workdir: Path, spec: TaskSpec) -> list[Path]:
     """The ``pred_test.parquet`` of every untagged fold of ``video/<track>/`` (the run's folds), in fold order."""
-    root = layout.path(workdir, f"video/{spec.name}")
+    root = layout.path(workdir, layout.video_model(spec.name, 0)).parent  # video/<track>/
     found = sorted(root.glob("fold*/pred_test.parquet"), key=lambda p: p.parent.name) if root.is_dir() else []
     found = [p for p in found if p.parent.name[4:].isdigit() and (p.parent / MANIFEST).is_file()]
     if not found:
