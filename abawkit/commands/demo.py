@@ -25,7 +25,7 @@ def demo(
     seed: Seed = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs (default: run.toml's jobs).")] = None,
     gpus: Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1: one job per GPU at a time.")] = None,
-    track: Annotated[Optional[str], typer.Option(help="A later edition's track on its synthetic release: mtl or ce (recipe demo-<track>).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="A later edition's track on its synthetic release: mtl, ce, ah or emi (recipe demo-<track>).")] = None,
     force: Force = False,
 ) -> None:
     """Run the whole pipeline on the synthetic release and print the ablation table.
@@ -36,9 +36,15 @@ def demo(
     """
     from abawkit.commands.run import track_recipe
     from abawkit.config import load_config
+    from abawkit.labels import task
     from abawkit.run.demo import DemoConfig, run
 
     recipe, _ = track_recipe(track, recipe, None)
+    if track is not None and task(track).level == "video":  # A/H, EMI: run/demo_video.py
+        from abawkit.run.demo_video import run as run_video
+
+        run_video(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
+        return
     run(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
 
 

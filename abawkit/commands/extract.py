@@ -80,7 +80,7 @@ def text(
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
     asr: Annotated[Optional[str], typer.Option(help="Speech recogniser: a local Whisper folder, or 'pocketsphinx' (its wheel ships an en-us model).")] = None,
-    encoder: Annotated[Optional[Path], typer.Option(help="Local transformers text encoder folder (AutoModel + AutoTokenizer).")] = None,
+    encoder: Annotated[Optional[Path], typer.Option(help="Local transformers text encoder folder (AutoModel + AutoTokenizer), or 'hashing': word hashing, no weights.")] = None,
     transcripts: Annotated[Optional[Path], typer.Option(help="Instead of --asr: a folder of <video>.json transcripts (segments with start, end, text).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Store name: features/<name> (default text).")] = None,
     language: Annotated[Optional[str], typer.Option(help="Whisper language, e.g. en (default: the checkpoint's own).")] = None,

@@ -32,7 +32,9 @@ def run(
     images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,
     compound: Annotated[Optional[list[Path]], typer.Option(help="CE: a compound-labelled face list or folder prep adds as training rows (repeatable).")] = None,
-    track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl or ce (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl, ce, ah or emi (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
+    asr: Annotated[Optional[Path], typer.Option("--asr", help="A/H, EMI: a local Whisper folder transcribing the videos (default: the release's transcripts/).")] = None,
+    text_encoder: Annotated[Optional[Path], typer.Option("--text-encoder", help="A/H, EMI: a local transformers text encoder folder (default: extract.toml's [text] encoder).")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated TMF folds (default: run.toml's), e.g. 0,1,2.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Submission folder name (default: submit.toml's).")] = None,
     gpus: Gpus = None,
@@ -67,7 +69,7 @@ def run(
     cfg = load_config(build.RunConfig, "run", recipe, sets, **over)
     inp = build.RunInputs(workdir.resolve(), build.resolve_recipe(recipe), release.resolve(),
                           mae=mae.resolve() if mae else None, audio=_audio(audio), seed=seed,
-                          images=images.resolve() if images else None,
+                          images=images.resolve() if images else None, text=_text(asr, text_encoder),
                           compound=tuple(p.resolve() for p in compound or ()))
     if not inp.release.is_dir():
         raise AbawError(f"--release {release}: folder not found")
@@ -101,6 +103,20 @@ def _csv(value: str | None, flag: str, cast: type = str) -> list | None:
         return [cast(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
         raise AbawError(f"{flag} {value!r}: expected comma-separated {cast.__name__} values") from None
+
+
+def _text(asr: Path | None, encoder: Path | None) -> dict[str, str]:
+    """``--asr`` / ``--text-encoder`` -> {"asr": folder, "encoder": folder} (absolute; each must exist)."""
+    from abawkit.errors import AbawError
+
+    out = {}
+    for key, flag, path in (("asr", "--asr", asr), ("encoder", "--text-encoder", encoder)):
+        if path is None:
+            continue
+        if not path.is_dir():
+            raise AbawError(f"{flag} {path}: folder not found")
+        out[key] = str(path.resolve())
+    return out
 
 
 def _audio(items: list[str] | None) -> dict[str, str]:

@@ -106,6 +106,7 @@ class WhisperSettings:
 
 
 ASR_KINDS = ("whisper", "pocketsphinx", "transcripts")  # features.asr: the recognisers, or given transcripts
+TEXT_ENCODERS = ("transformers", "hashing")  # features.text: a local transformers folder, or word hashing
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,19 @@ class TextSettings:
     language: str = ""  # Whisper's language token; empty = the checkpoint's own (detected, or English-only)
     max_new_tokens: int = 0  # Whisper tokens per 30 s window; 0 = the checkpoint's generation_config
     max_tokens: int = 128  # encoder input: each segment's text is cut to this many tokens
+    encoder: str = "transformers"  # transformers (a local folder, the store's checkpoint) | hashing (no weights)
+    width: int = 256  # hashing: the embedding width (hashed word buckets)
     precision: str = "fp32"
 
+    @property
+    def weight_free(self) -> bool:
+        """The hashing encoder has no weights, so no checkpoint is asked for (nor one random one stands in)."""
+        return self.encoder == "hashing"
+
     def __post_init__(self) -> None:
+        if self.encoder not in TEXT_ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(TEXT_ENCODERS)}, got {self.encoder!r}")
+        _positive(self, "width")
         if self.asr not in ASR_KINDS:
             raise ValueError(f"asr must be one of {', '.join(ASR_KINDS)}, got {self.asr!r}")
         if self.max_new_tokens < 0:
@@ -165,7 +176,8 @@ class Extractor:
         """The extractor for ``settings`` (this entry's dataclass) with the weights at ``checkpoint``."""
         if not isinstance(settings, self.settings):
             raise TypeError(f"{self.name} takes {self.settings.__name__}, not {type(settings).__name__}")
-        self.require_checkpoint(checkpoint)
+        if not getattr(settings, "weight_free", False):
+            self.require_checkpoint(checkpoint)
         return self.builder(settings, Path(checkpoint) if checkpoint else None, device)
 
 
@@ -189,8 +201,10 @@ def _audio_builder(model: str) -> Callable[[Any, Path | None, Any], Any]:
 
 def _build_text(s: TextSettings, checkpoint: Path | None, device: Any) -> Any:
     """The store's text encoder (the recogniser is the extract stage's: ``features.asr.build_asr``)."""
-    from abawkit.features.text import TextEncoder  # torch, transformers
+    from abawkit.features.text import HashingEncoder, TextEncoder  # torch, transformers
 
+    if s.weight_free:
+        return HashingEncoder(s.width)
     return TextEncoder(checkpoint, s.max_tokens, device)  # type: ignore[arg-type]
 
 

@@ -2,7 +2,7 @@
 
 A video's transcript (``features.asr``: Whisper, PocketSphinx, or given files) is a list of timed segments;
 each segment's text is embedded by a local transformers encoder (``TextEncoder``: any ``AutoModel``, the
-last hidden state mean-pooled over the segment's tokens) and the embedding is put on every frame the
+last hidden state mean-pooled over the segment's tokens) or, weight-free, by word hashing (``HashingEncoder``) and the embedding is put on every frame the
 segment spans (frame ``i``, 1-based, at ``(i - 1) / fps`` on the prep clock, as the audio features:
 a frame belongs to a segment when ``start <= t < end``; where segments overlap, the later one wins).
 The stored array is ``[n_frames, dim + 1]`` float16: the embedding, then a speech flag (1 on a frame
@@ -111,8 +111,26 @@ class TextEncoder:
         return np.concatenate(parts)
 
 
+class HashingEncoder:
+    """Weight-free text embedding: scikit-learn's ``HashingVectorizer`` over a segment's words (``width``
+    buckets, unsigned counts, L2-normalised). Deterministic and needing no download, it lets the synthetic
+    release exercise the text path without ever standing random weights in for a real encoder."""
+
+    def __init__(self, width: int = 256) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.dim = int(width)
+        self.vectorizer = HashingVectorizer(n_features=self.dim, alternate_sign=False, norm="l2", lowercase=True)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """[len(texts), width] float32."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self.vectorizer.transform(texts).toarray().astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- one video
-def video_text_features(encoder: TextEncoder, segments: list[Segment], n_frames: int, fps: float) -> np.ndarray:
+def video_text_features(encoder: Any, segments: list[Segment], n_frames: int, fps: float) -> np.ndarray:
     """A video's segments -> ``[n_frames, dim + 1]`` (embedding, speech flag) on the prep clock."""
     segments = [s for s in segments if s.text and s.end > s.start]
     emb = encoder([s.text for s in segments]) if segments else np.zeros((0, encoder.dim), np.float32)

@@ -62,7 +62,7 @@ class RunInputs:
     images: Path | None = None  # face images for pre-training (default: <release>/pretrain_faces if any)
     synth_faces: bool = False  # the release is yet to be synthesised, with pretrain_faces/
     compound: tuple[Path, ...] = ()  # CE: compound-labelled face lists prep adds as training rows
-    after: tuple[str, ...] = ()  # jobs of the same plan prep waits for (the demo's mix, writing a compound list)
+    text: dict[str, str] = field(default_factory=dict)  # video-level tracks: "asr" / "encoder" folders (run/build_video.py)
 
 
 
@@ -127,13 +127,17 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
 
     tasks = [task(t).name for t in cfg.tasks]
+    if tasks and task(tasks[0]).level == "video":  # A/H, EMI: run/build_video.py
+        from abawkit.run.build_video import build_video
+
+        return build_video(cfg, inp, synth, Builder(inp))
     if not tasks or not cfg.folds:
         raise AbawError("run: name at least one task and one fold")
     b = Builder(inp)
     if cfg.vision not in ("finetune", "frozen"):
         raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
     compound = [a for p in inp.compound for a in ("--compound", str(p))]  # CE training faces
-    prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release), *compound], [synth, *inp.after])
+    prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release), *compound], [synth])
     frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
     pretrain = "" if frozen else _pretrain(b, inp, synth)
     audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}

@@ -56,7 +56,8 @@ class AudioConfig:
 class TextConfig:
     asr: str = ""  # a local Whisper folder, or "pocketsphinx"
     transcripts: str = ""  # instead of asr: a folder of <video>.json transcripts (features.text's format)
-    encoder: str = ""  # a local transformers text encoder folder (AutoModel + AutoTokenizer)
+    encoder: str = ""  # a local transformers text encoder folder (AutoModel + AutoTokenizer), or "hashing" (no weights)
+    width: int = 256  # encoder "hashing": embedding width
     name: str = "text"  # the store: features/<name>
     language: str = ""  # Whisper language (e.g. "en"); empty = the checkpoint's own
     max_new_tokens: int = 0  # Whisper tokens per 30 s window; 0 = the checkpoint's own limit
@@ -182,12 +183,14 @@ def run_text(workdir: str | Path, cfg: ExtractConfig, force: bool = False) -> di
     t = cfg.text
     entry = registry.get(registry.TEXT)
     kind, asr_id, folder = _text_source(t)
+    hashing = t.encoder == "hashing"
     settings = registry.make_settings(entry, {"asr": kind, "asr_id": asr_id, "language": t.language,
-                                              "max_new_tokens": t.max_new_tokens, "max_tokens": t.max_tokens},
+                                              "max_new_tokens": t.max_new_tokens, "max_tokens": t.max_tokens,
+                                              "encoder": "hashing" if hashing else "transformers", "width": t.width},
                                       "extract config [text]")
     entry.require_checkpoint(t.encoder)
-    ckpt = Path(t.encoder)
-    if not ckpt.is_dir():
+    ckpt = None if hashing else Path(t.encoder)
+    if ckpt is not None and not ckpt.is_dir():
         raise AbawError(f"{ckpt}: --encoder folder not found")
 
     def work(prep, videos, store, device, at, done):

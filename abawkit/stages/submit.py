@@ -59,6 +59,10 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
     spec = task(track)
     if policy is not None and not smooth:
         raise AbawError("submit: --policy and --no-smooth contradict each other")
+    if spec.level == "video":  # A/H, EMI: per-video predictions of the trained folds
+        from abawkit.submission_video import run_video
+
+        return run_video(workdir, cfg, spec, pred, template, out)
     fmt = formats.get(spec, cfg.edition)
     pred = pred or _default_pred(workdir, spec.name)
     if not pred.is_file():
