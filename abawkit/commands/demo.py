@@ -36,15 +36,9 @@ def demo(
     """
     from abawkit.commands.run import track_recipe
     from abawkit.config import load_config
-    from abawkit.labels import task
     from abawkit.run.demo import DemoConfig, run
 
     recipe, _ = track_recipe(track, recipe, None)
-    if track is not None and task(track).level == "video":  # A/H, EMI: run/demo_video.py
-        from abawkit.run.demo_video import run as run_video
-
-        run_video(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
-        return
     run(workdir, load_config(DemoConfig, "demo", recipe, sets, seed=seed), recipe, force=force, jobs=jobs, gpus=gpus)
 
 

@@ -58,6 +58,10 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
         from abawkit.run import demo_ce
 
         return demo_ce.run(workdir, cfg.seed, recipe, jobs, gpus, release if cfg.release else None)
+    if task(rcfg.tasks[0]).level == "video":  # A/H, EMI: a video-level model, its own table (run/demo_video.py)
+        from abawkit.run import demo_video
+
+        return demo_video.run(workdir, cfg, recipe, jobs=jobs, gpus=gpus)
     synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
     inp = build.RunInputs(workdir, build.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
     b = build.Builder(inp)
