@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+from pathlib import Path
 
 import typer
 
@@ -45,7 +48,24 @@ def main() -> None:
     from abawkit import preempt
 
     preempt.install()  # SLURM's USR1 before a time limit may come while torch still imports
-    app()
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+        raise
+    finally:
+        _write_status(code)
+
+
+def _write_status(code: int | str | None) -> None:
+    """Under a batch script (``run/slurm.py`` sets the variable): the exit status, as the command itself saw it.
+    The script's ``wait`` can be cut short by a USR1 that races the command's end and then report 138."""
+    path = os.environ.get("ABAW_EXIT_STATUS_FILE")
+    if path:
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+        with contextlib.suppress(OSError):
+            Path(path).write_text(f"{status}\n")
 
 
 if __name__ == "__main__":

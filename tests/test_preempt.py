@@ -105,3 +105,25 @@ def test_the_batch_script_passes_usr1_to_its_command_and_a_restart_drops_force(t
     out, _ = again.communicate(timeout=60)
     assert "ready []" in out and again.returncode == 0
     assert json.loads((tmp_path / "run" / "exits" / "991.json").read_text())["restarts"] == 2
+
+
+def test_the_command_writes_its_own_exit_status_for_the_batch_script(tmp_path):
+    """A USR1 racing a command's end cuts the batch script's `wait` short (138): the script takes the status
+    the command wrote itself (``ABAW_EXIT_STATUS_FILE``), so a finished stage is never recorded as failed."""
+    import os
+    import subprocess
+    import sys
+
+    from abawkit.run import slurm
+    from abawkit.run.plan import Job
+
+    status = tmp_path / "status"
+    env = {**os.environ, slurm.STATUS_ENV: str(status)}
+    done = subprocess.run([sys.executable, "-m", "abawkit.cli", "validate", str(tmp_path / "none.txt"), "--track", "au",
+                           "-w", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and status.read_text().strip() == "2"
+    job = Job("pretrain", "pretrain", (sys.executable, "-m", "abawkit.cli", "pretrain"))
+    script = slurm.batch_script(tmp_path, job, job.cmd, slurm.Resources(time="1", signal_grace=20), 1)
+    lines = script.splitlines()
+    read = next(i for i, line in enumerate(lines) if "&& rc=$(cat" in line)
+    assert f"export {slurm.STATUS_ENV}=" in script and read > next(i for i, line in enumerate(lines) if line.startswith("wait"))

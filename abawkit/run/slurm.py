@@ -41,6 +41,7 @@ from abawkit.run.plan import Job
 from abawkit.workspace.locks import stage_lock
 
 DDP_STAGES = ("pretrain", "finetune")
+STATUS_ENV = "ABAW_EXIT_STATUS_FILE"  # where cli.main writes the command's exit status under a batch script
 TRAIN_STAGES = ("pretrain", "finetune", "tmf")  # engine.fit saves and exits 75 on USR1 / TERM (abawkit.preempt)
 LIVE_STATES = {"PENDING": "queued", "CONFIGURING": "queued", "REQUEUED": "queued", "RESIZING": "queued",
                "SUSPENDED": "queued", "RUNNING": "running", "COMPLETING": "running"}
@@ -116,6 +117,10 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
               # a requeued run: the exit code an earlier run of this id left is void
               f'rm -f {shlex.quote(str(Path(workdir) / pl.RUN_DIR / "exits"))}/"$SLURM_JOB_ID.json"']
     first, again = _command(argv, res, ddp), _command([a for a in argv if a not in job.force], res, ddp)
+    status = shlex.quote(str(Path(workdir) / pl.RUN_DIR / "exits")) + '/"$SLURM_JOB_ID.status"'
+    if not ddp:  # the command writes its own exit status (cli.main): a USR1 racing its end cannot blur it
+        exits = shlex.quote(str(Path(workdir) / pl.RUN_DIR / "exits"))
+        lines += [f"export {STATUS_ENV}={status}", f"mkdir -p {exits}; rm -f {status}"]
     lines += ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'] if ddp else []
     lines += [f"printf '%s\\n' {shlex.quote('$ ' + shlex.join(argv))}",
               # the warning before the time limit goes to the command (also when it comes before it started)
@@ -125,6 +130,7 @@ def batch_script(workdir: Path, job: Job, argv: Sequence[str], res: Resources, t
               '# a trapped signal ends `wait` early: wait while the command lives, then take its reported status',
               'wait "$pid"; rc=$?; while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done',
               'wait "$pid" 2>/dev/null; r=$?; [ "$r" = 127 ] || rc=$r  # 127: already reported (older bash)',
+              *([f'[ -s {status} ] && rc=$(cat {status}); rm -f {status}'] if not ddp else []),
               f'if [ "$rc" = {EXIT_NOT_FINISHED} ]; then echo "(not finished: requeue)"; '
               'scontrol requeue "$SLURM_JOB_ID" && exit 0; fi']
     lines += [_record_exit(workdir, job, argv[0]), "exit $rc", ""]
