@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from abawkit import formats
-from abawkit import submission as sub
 from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.io import read_json, write_json
@@ -79,7 +78,7 @@ def outputs_for(spec: TaskSpec, table: pd.DataFrame, expected: dict[str, np.ndar
 def run_video(workdir: Path, cfg, spec: TaskSpec, pred: Path | None = None, template: Path | None = None,
               out: Path = Path(layout.SUBMISSIONS)) -> Path:
     """Write and validate the video-level submission; returns the file."""
-    fmt = formats.get(spec, cfg.edition)
+    formats.get(spec, cfg.edition)  # an unknown edition stops here, before any work
     preds = [pred] if pred else fold_predictions(Path(workdir), spec)
     for p in preds:
         if not p.is_file():
@@ -88,13 +87,8 @@ def run_video(workdir: Path, cfg, spec: TaskSpec, pred: Path | None = None, temp
     template = template or release_template(workdir, spec.name)
     rows, outputs = outputs_for(spec, average(spec, preds), expected)
     folder = out / cfg.name
-    path = fmt.write(folder, spec, rows, outputs)
-    problems = fmt.validate(path, spec, expected)
-    if problems:
-        raise AbawError(f"written submission failed validation: {problems[0]} (+{len(problems) - 1} more)")
-    tag = formats.tag(spec)
-    zipped = sub.zip_submission(path, folder / f"{cfg.name}_{tag}.zip") if cfg.zip else None
-    write_json(folder / f"submission_{tag}.json", {
+    path, zipped = formats.write_validated(spec, cfg.edition, folder, cfg.name, rows, outputs, expected, cfg.zip)
+    write_json(folder / f"submission_{formats.tag(spec)}.json", {
         "track": spec.name, "edition": cfg.edition, "file": str(path), "zip": str(zipped) if zipped else None,
         "predictions": [{"path": str(p), "sha256": sha256_file(p)} for p in preds],
         "template": str(template) if template else None, "videos": len(expected)})

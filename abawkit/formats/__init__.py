@@ -49,6 +49,20 @@ def file_name(spec: TaskSpec | str, edition: str = "abaw5") -> str:
     return fmt.file_name(spec) if callable(getattr(fmt, "file_name", None)) else fmt.FILE
 
 
+def write_validated(spec: TaskSpec, edition: str, folder: Path, name: str, rows: Any, outputs: np.ndarray,
+                    expected: dict, zip_it: bool) -> tuple[Path, Path | None]:
+    """Write a track's submission into ``folder``, validate what was written (a problem is an error: never a
+    file the organisers would refuse) and zip it as ``<name>_<TAG>.zip``; returns (file, zip or None)."""
+    from abawkit.submission import zip_submission
+
+    fmt = get(spec, edition)
+    path = fmt.write(folder, spec, rows, outputs)
+    problems = fmt.validate(path, spec, expected)
+    if problems:
+        raise AbawError(f"written submission failed validation: {problems[0]} (+{len(problems) - 1} more)")
+    return path, zip_submission(path, folder / f"{name}_{tag(spec)}.zip") if zip_it else None
+
+
 def score_file(spec: TaskSpec | str, path: Path, truth: Path, edition: str = "abaw5") -> dict:
     """Score a submission file against ground truth with ``metrics.score`` (frames joined by video and frame)."""
     spec = task(spec)

@@ -63,7 +63,7 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
         from abawkit.submission_video import run_video
 
         return run_video(workdir, cfg, spec, pred, template, out)
-    fmt = formats.get(spec, cfg.edition)
+    formats.get(spec, cfg.edition)  # an unknown edition stops here, before any work
     pred = pred or _default_pred(workdir, spec.name)
     if not pred.is_file():
         raise AbawError(f"{pred}: file not found")
@@ -74,13 +74,8 @@ def run(workdir: Path, cfg: SubmitConfig, track: str, pred: Path | None = None, 
     template = template or release_template(workdir, spec.name)
     outputs, rows = final_outputs(workdir, spec, read_predictions(pred, spec).df, pol, expected)
     folder = out / cfg.name
-    path = fmt.write(folder, spec, rows, outputs)
-    problems = fmt.validate(path, spec, expected)
-    if problems:
-        raise AbawError(f"written submission failed validation: {problems[0]} (+{len(problems) - 1} more)")
-    tag = formats.tag(spec)
-    zipped = sub.zip_submission(path, folder / f"{cfg.name}_{tag}.zip") if cfg.zip else None
-    write_json(folder / f"submission_{tag}.json", {
+    path, zipped = formats.write_validated(spec, cfg.edition, folder, cfg.name, rows, outputs, expected, cfg.zip)
+    write_json(folder / f"submission_{formats.tag(spec)}.json", {
         "track": spec.name, "edition": cfg.edition, "file": str(path), "zip": str(zipped) if zipped else None,
         "predictions": {"path": str(pred), "sha256": sha256_file(pred)}, "policy": pol,
         "template": str(template) if template else None, "summary": sub.summary(spec, expected)})
