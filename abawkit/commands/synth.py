@@ -32,8 +32,8 @@ def synth(
     set_: Sets = None,
     force: Force = False,
 ) -> None:
-    """Write a synthetic release in the official Aff-Wild2 layout (faces, labels, mp4 with audio); --track mtl
-    writes s-Aff-Wild2's layout (sparse listed images, per-task gaps, MTL.txt) instead."""
+    """Write a synthetic release in the official layout of a track: Aff-Wild2 (faces, labels, mp4 with audio),
+    or with --track: s-Aff-Wild2 (mtl), C-EXPR-DB (ce), BAH (ah), Hume-Vidmimic2 (emi)."""
     from abawkit.config import load_config
     from abawkit.stages import synth as stage
 
