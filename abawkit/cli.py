@@ -48,9 +48,10 @@ def main() -> None:
     from abawkit import preempt
 
     preempt.install()  # SLURM's USR1 before a time limit may come while torch still imports
-    code: int | str | None = 0
+    code: int | str | None = 1  # an exception escaping app(): Python exits 1
     try:
         app()
+        code = 0
     except SystemExit as exc:
         code = exc.code
         raise

@@ -127,3 +127,20 @@ def test_the_command_writes_its_own_exit_status_for_the_batch_script(tmp_path):
     lines = script.splitlines()
     read = next(i for i, line in enumerate(lines) if "&& rc=$(cat" in line)
     assert f"export {slurm.STATUS_ENV}=" in script and read > next(i for i, line in enumerate(lines) if line.startswith("wait"))
+
+
+def test_a_command_that_crashes_writes_a_failing_status(tmp_path):
+    """An exception escaping the command (not a one-line error) is exit 1 for Python: the status file says so,
+    never 0 (a crashed stage recorded as done under SLURM)."""
+    import os
+    import subprocess
+    import sys
+
+    from abawkit.run import slurm
+
+    status = tmp_path / "status"
+    code = ("import sys; sys.argv = ['abaw', 'status', '-w', sys.argv[1]]; import abawkit.run.launch as l; "
+            "l.status = lambda *a, **k: 1 / 0; from abawkit.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, slurm.STATUS_ENV: str(status)})
+    assert done.returncode == 1 and status.read_text().strip() == "1", done.stderr[-300:]
