@@ -224,10 +224,13 @@ def test_cancel_leaves_nothing_queued(release):
 
 
 # ----------------------------------------------------------------------------- time limits and preemption
-def settle(ids: list[str], timeout_s: float = 900) -> None:
-    """Block until SLURM holds none of ``ids`` queued or running (bounded)."""
-    deadline = time.time() + timeout_s
-    while any(s in slurm.LIVE_STATES for s in slurm.queue_states(ids).values()):
+def settle(ids: list[str], timeout_s: float = 900, quiet_polls: int = 3) -> None:
+    """Block until SLURM holds none of ``ids`` queued or running for ``quiet_polls`` polls in a row (bounded):
+    a requeued job passes through CANCELLED before it is PENDING again, and one poll can land there."""
+    deadline, quiet = time.time() + timeout_s, 0
+    while quiet < quiet_polls:
+        live = any(s in slurm.LIVE_STATES for s in slurm.queue_states(ids).values())
+        quiet = 0 if live else quiet + 1
         assert time.time() < deadline, f"SLURM jobs {ids} still live after {timeout_s} s"
         time.sleep(2)
 
