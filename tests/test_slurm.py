@@ -267,7 +267,8 @@ def test_a_pretrain_longer_than_its_time_limit_finishes_through_requeues_with_th
     status = abaw("status", "-w", str(work), cwd=root)
     rec = pl.read_record(work)["pretrain"]
     assert live and rec["state"] == "done" and rec["restarts"] >= 1, (rec, status.stdout)  # >= 2 on a slower node
-    assert "restarts)" in status.stdout and ": 1 done" in status.stdout, status.stdout
+    word = "restart)" if rec["restarts"] == 1 else "restarts)"  # the table says "(1 restart)", "(2 restarts)"
+    assert f"({rec['restarts']} {word}" in status.stdout and ": 1 done" in status.stdout, status.stdout
     log = (work / "run" / "logs" / "pretrain.log").read_text()
     assert log.count("(not finished: requeue)") == rec["restarts"], log
     ref = reference(root, job, work, root / "limited-ref")
