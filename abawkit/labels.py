@@ -6,7 +6,8 @@ decision and value rule (``heads.py`` holds those, per kind). A *track* (``TaskS
 heads plus what the challenge adds: the release folder, the score (one head's metric, or the sum of
 its heads' as P_MTL), the submission format and the synthetic release. AU, EXPR and VA are one-head
 tracks; MTL (ABAW 7/11, s-Aff-Wild2) is VA + EXPR + AU heads on their own label columns; CE
-(ABAW 6/7/9, C-EXPR-DB) is one 7-class head.
+(ABAW 6/7/9, C-EXPR-DB) is one 7-class head. A/H comes twice: ``ah`` (ABAW 10/11, one label per video)
+and ``ah_frames`` (ABAW 8, one label per frame, on its own label column): same release, other model.
 
 A track's outputs are its heads' outputs back to back (``slices``): MTL's 22 values are
 valence, arousal, 8 expression probabilities, 12 AU probabilities. Its label columns are its heads'
@@ -143,6 +144,8 @@ TASKS: dict[str, TaskSpec] = {
                    synth="ce", rare=CE_NAMES),
     "ah": TaskSpec("ah", (Head("ah", "multiclass", AH_NAMES, -1, ("AH",)),), "AH_Challenge", format="ah", release="bah",
                    synth="ah", level="video"),
+    "ah_frames": TaskSpec("ah_frames", (Head("ah", "multiclass", AH_NAMES, -1, ("AH_frame",)),), "AH_Frame_Challenge",
+                          format="ah_frames", release="bah_frames", synth="ah"),
     "emi": TaskSpec("emi", (Head("emi", "intensity", EMI_NAMES, -1, tuple(f"emi_{n}" for n in EMI_NAMES)),),
                     "EMI_Challenge", format="emi", release="emi", synth="emi", level="video"),
 }

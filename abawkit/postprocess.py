@@ -142,6 +142,22 @@ def au_threshold_f1(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarra
     return f1_counts(tp, tp_bin.sum(axis=1)[:, None], n_pred)
 
 
+def binary_threshold_f1(p1: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per-class F1 [K, 2] (class 0, class 1) of a two-class head at every threshold on class 1's
+    probability (prediction = p1 >= threshold): macro F1 is their mean. p1, labels: [M] (labels 0/1)."""
+    pos = labels == 1
+    pred = p1[None, :] >= thresholds[:, None]  # [K, M]
+    tp, n_pred = (pred & pos).sum(axis=1), pred.sum(axis=1)
+    n, p = len(labels), int(pos.sum())
+    tn = (n - p) - (n_pred - tp)
+    return np.stack([f1_counts(tn, n - p, n - n_pred), f1_counts(tp, p, n_pred)], axis=1)
+
+
+def two_class(spec: TaskSpec) -> bool:
+    """A one-head track of two classes (A/H): its decision is a threshold on class 1, tuned on validation."""
+    return spec.kind == "multiclass" and len(spec.names) == 2
+
+
 @dataclass
 class SearchData:
     """Validation predictions on every frame of their videos, plus labels where annotated.
@@ -187,6 +203,10 @@ def score_setting(data: SearchData, filt: str, param: float | None, thresholds: 
         best = f1.argmax(axis=1)
         per = f1[np.arange(len(best)), best]
         thr = {n: float(thresholds[b]) for n, b in zip(spec.names, best)}
+    elif two_class(spec):  # the threshold on class 1 that maximises macro F1 (first best if tied)
+        f1 = binary_threshold_f1(y[1], data.labels[:, 0], thresholds)  # [K, 2]
+        best = int(f1.mean(axis=1).argmax())
+        per, thr = f1[best], {spec.names[1]: float(thresholds[best])}
     else:
         per, thr = head_scores(spec.head, data.labels, y.T), None
     return {"filter": filt, "param": param, "score": float(per.mean()),
@@ -277,7 +297,8 @@ def head_policy(policy: dict[str, Any] | None, head) -> dict[str, Any] | None:
 
 def decide(values: np.ndarray, spec: TaskSpec, policy: dict[str, Any] | None) -> np.ndarray:
     """Final per-frame outputs from smoothed values [N, C]: AU 0/1 (policy thresholds, default 0.5),
-    EXPR class id [N, 1], VA clipped to [-1, 1]."""
+    EXPR class id [N, 1] (a two-class head: class 1 at or above the policy's threshold, else argmax),
+    VA clipped to [-1, 1]."""
     if len(spec.heads) > 1:
         parts = [decide(values[:, out], head_track(spec, h), head_policy(policy, h)) for h, out, _ in spec.slices()]
         return np.concatenate([p.astype(np.float64) for p in parts], axis=1)
@@ -285,6 +306,9 @@ def decide(values: np.ndarray, spec: TaskSpec, policy: dict[str, Any] | None) ->
         thr_map = (policy or {}).get("thresholds") or {}
         thr = np.asarray([float(thr_map.get(n, 0.5)) for n in spec.names])
         return (values >= thr).astype(np.int64)
+    thr_map = (policy or {}).get("thresholds") or {}
+    if two_class(spec) and spec.names[1] in thr_map:  # a tuned threshold on class 1 (A/H)
+        return (values[:, 1] >= float(thr_map[spec.names[1]])).astype(np.int64)[:, None]
     if spec.kind == "multiclass":
         return values.argmax(axis=1).astype(np.int64)[:, None]
     return np.clip(values, 0.0 if spec.kind == "intensity" else -1.0, 1.0)

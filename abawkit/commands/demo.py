@@ -25,7 +25,7 @@ def demo(
     seed: Seed = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel jobs (default: run.toml's jobs).")] = None,
     gpus: Annotated[Optional[str], typer.Option(help="GPUs to use, e.g. 0,1: one job per GPU at a time.")] = None,
-    track: Annotated[Optional[str], typer.Option(help="A later edition's track on its synthetic release: mtl, ce, ah or emi (recipe demo-<track>).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="A later edition's track on its synthetic release: mtl, ce, ah, ah_frames or emi (recipe demo-<track>).")] = None,
     force: Force = False,
 ) -> None:
     """Run the whole pipeline on the synthetic release and print the ablation table.

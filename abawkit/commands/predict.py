@@ -39,6 +39,8 @@ def predict(
     strict: Annotated[bool, typer.Option("--strict", help="A video cut short or damaged is an error (exit 1); "
                                          "without it predict keeps the frames before the break and warns.")] = False,
     trust_checkpoint: Trust = False,
+    transcripts: Annotated[Optional[Path], typer.Option(help="A TMF that fuses text: folder of <video stem>.json "
+                                                        "transcripts (else the text store's own recogniser runs).")] = None,
 ) -> None:
     """Per-frame AUs, expression and valence/arousal for videos, with a workspace's trained models.
 
@@ -50,7 +52,8 @@ def predict(
     from abawkit.stages.predict import PredictConfig, run
 
     cfg = load_config(PredictConfig, "predict", recipe, sets, seed=seed, model=model, detector=detector, align=align,
-                      faces=faces, fill=fill, device=device, fold=fold)
+                      faces=faces, fill=fill, device=device, fold=fold,
+                      transcripts=str(transcripts.resolve()) if transcripts else None)
     with checkpoint_trust(trust_checkpoint):
         run(videos, workdir, cfg, force=force, strict=strict)
 

@@ -32,7 +32,7 @@ def run(
     images: Annotated[Optional[Path], typer.Option(help="Face images for MAE pre-training (default: the prep crops).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: run.toml's), e.g. expr,va.")] = None,
     compound: Annotated[Optional[list[Path]], typer.Option(help="CE: a compound-labelled face list or folder prep adds as training rows (repeatable).")] = None,
-    track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl, ce, ah or emi (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
+    track: Annotated[Optional[str], typer.Option(help="One track of a later edition: mtl, ce, ah, ah_frames or emi (its tasks; with the default recipe, the recipe demo-<track>).")] = None,
     asr: Annotated[Optional[Path], typer.Option("--asr", help="A/H, EMI: a local Whisper folder transcribing the videos (default: the release's transcripts/).")] = None,
     text_encoder: Annotated[Optional[Path], typer.Option("--text-encoder", help="A/H, EMI: a local transformers text encoder folder (default: extract.toml's [text] encoder).")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated TMF folds (default: run.toml's), e.g. 0,1,2.")] = None,

@@ -26,14 +26,15 @@ def synth(
     layout: Annotated[Optional[str], typer.Option(help="tidy (official layout) | shipped (as the archives unpack).")] = None,
     track: Annotated[Optional[str], typer.Option(
         help="classic (Aff-Wild2) | mtl (s-Aff-Wild2) | ce (C-EXPR-DB: unlabelled videos, frame list, held-out truth, "
-             "compound faces; defaults 8 videos x 150 frames, 96 px, --faces 40 per class) | ah (BAH) | emi (Hume-Vidmimic2).")] = None,
+             "compound faces; defaults 8 videos x 150 frames, 96 px, --faces 40 per class) | ah or ah_frames (BAH: video- and "
+             "frame-level labels) | emi (Hume-Vidmimic2).")] = None,
     seed: Seed = None,
     recipe: Recipe = DEFAULT_RECIPE,
     set_: Sets = None,
     force: Force = False,
 ) -> None:
     """Write a synthetic release in the official layout of a track: Aff-Wild2 (faces, labels, mp4 with audio),
-    or with --track: s-Aff-Wild2 (mtl), C-EXPR-DB (ce), BAH (ah), Hume-Vidmimic2 (emi)."""
+    or with --track: s-Aff-Wild2 (mtl), C-EXPR-DB (ce), BAH (ah, ah_frames), Hume-Vidmimic2 (emi)."""
     from abawkit.config import load_config
     from abawkit.stages import synth as stage
 

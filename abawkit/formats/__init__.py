@@ -80,15 +80,11 @@ def score_file(spec: TaskSpec | str, path: Path, truth: Path, edition: str = "ab
 
 
 def _register() -> None:
-    """The track formats of later editions (each module documents its file)."""
-    import importlib
+    """The track formats of later editions (each module documents its file); imported here, after
+    ``get`` and ``score_file`` exist, because they use ``submission`` helpers that import this package."""
+    from abawkit.formats import ah, ah_frames, ce, emi, mtl
 
-    for name in ("mtl", "ce", "ah", "emi"):
-        try:
-            MODULES[name] = importlib.import_module(f"abawkit.formats.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"abawkit.formats.{name}":
-                raise
+    MODULES.update(mtl=mtl, ce=ce, ah=ah, ah_frames=ah_frames, emi=emi)
 
 
 _register()

@@ -83,6 +83,19 @@ def check_tmf(workdir: Path, tmf_name: str) -> None:
                             f"run `{stage_hint(tmf_name)} --force`")
 
 
+def check_words(models: Models, stores: list[str]) -> None:
+    """A TMF fusing a text store made from transcript files needs ``--transcripts DIR``: said before any video."""
+    given = getattr(models.cfg, "transcripts", "")
+    if given and not Path(given).is_dir():
+        raise AbawError(f"--transcripts {given}: folder not found")
+    for store in stores:
+        d, info, _ = read_store(models.workdir, store)
+        settings = info.get("settings") or {}
+        if settings.get("asr") == "transcripts" and not given:
+            raise AbawError(f"{layout.features(store)} was made from transcript files: pass --transcripts DIR "
+                            "holding <video stem>.json for each video (segments with start, end, text)")
+
+
 def model_inputs(models: Models, tasks: tuple[str, ...], smooth: bool) -> dict[str, dict]:
     """Check every model this run loads, then return their records for the prediction's manifest:
     ``{name: {"path", "kind": "stage"|"file", "id"}}`` (stages by identity, a smoothing policy by content)."""
@@ -93,6 +106,7 @@ def model_inputs(models: Models, tasks: tuple[str, ...], smooth: bool) -> dict[s
             names = [name]
             if models.cfg.model == "tmf":
                 check_tmf(models.workdir, name)
+                check_words(models, tmf_stores(models.workdir, name))
                 names += [layout.features(s) for s in tmf_stores(models.workdir, name)]
             for n in names:
                 out[n] = {"path": n, "kind": "stage", "id": stage_identity(models.workdir, n)}

@@ -49,9 +49,10 @@ def store_checkpoint(workdir: Path, manifest: dict) -> Path | None:
     return input_path(workdir, rec) if rec.get("path") else None
 
 
-def is_audio_store(workdir: Path, store_name: str) -> bool:
+def store_kind(workdir: Path, store_name: str) -> str:
+    """"vision", "audio" or "text": the kind of extractor that made ``features/<store_name>``."""
     d, info, _ = read_store(workdir, store_name)
-    return settings_from_store(info, d / INFO)[0].kind == "audio"
+    return settings_from_store(info, d / INFO)[0].kind
 
 
 def vision_part(models: Models, store_name: str, crops: list[str]) -> np.ndarray:
@@ -80,3 +81,49 @@ def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     extraction_precision(info, d / INFO, supported=("fp32",))  # audio extractors run in fp32
     ext = models.cached(("audio", store_name), lambda: entry.build(s, ckpt, models.device))
     return extract_frames(ext, clip.wav, clip.n_frames, clip.fps, clip.times).astype(np.float32)
+
+
+def clip_transcript(models: Models, store_name: str, clip: Clip) -> list:
+    """What was said in the clip: ``<transcripts>/<video stem>.json`` when predict was given a folder, else
+    the store's own recogniser (the Whisper folder it recorded, or PocketSphinx) on the clip's audio."""
+    from abawkit.features.asr import build_asr
+    from abawkit.features.text import read_transcript, transcribe
+
+    d, info, manifest = read_store(models.workdir, store_name)
+    _, s = settings_from_store(info, d / INFO)
+    given = getattr(models.cfg, "transcripts", "")
+    if given:
+        path = Path(given) / f"{clip.path.stem}.json"
+        if not path.is_file():
+            raise AbawError(f"{path}: no transcript for {clip.path.name} (--transcripts holds <video stem>.json per video)")
+        return read_transcript(path)
+    if s.asr == "transcripts":
+        raise AbawError(f"{layout.features(store_name)} was made from transcript files: pass --transcripts DIR "
+                        f"holding {clip.path.stem}.json (segments with start, end, text)")
+    if s.asr == "whisper":
+        rec = (manifest.get("inputs") or {}).get("asr") or {}
+        folder = input_path(models.workdir, rec) if rec.get("path") else None
+        if folder is None or not folder.is_dir():
+            raise AbawError(f"{layout.features(store_name)} was transcribed with {rec.get('path')}, which is missing now; "
+                            "pass --transcripts DIR instead")
+        asr = models.cached(("asr", str(folder)), lambda: build_asr(str(folder), str(models.device), s.language,
+                                                                     s.max_new_tokens))
+    else:
+        asr = models.cached(("asr", "pocketsphinx"), lambda: build_asr("pocketsphinx"))
+    return transcribe(asr, clip.wav)[0]
+
+
+def text_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
+    """Re-run the text extractor that made ``features/<store_name>`` (its encoder: word hashing or the
+    transformers folder it recorded) on the clip's words, placed on its frame times: [n, dim + 1]."""
+    from abawkit.features.text import place_segments
+
+    d, info, manifest = read_store(models.workdir, store_name)
+    entry, s = settings_from_store(info, d / INFO)
+    ckpt = None if s.weight_free else store_checkpoint(models.workdir, manifest)
+    if not s.weight_free and (ckpt is None or not ckpt.is_dir()):
+        raise AbawError(f"{d}/{MANIFEST}: its text encoder folder is missing; re-run `abaw extract text --force`")
+    encoder = models.cached(("text", store_name), lambda: entry.build(s, ckpt, models.device))
+    segments = [g for g in clip_transcript(models, store_name, clip) if g.text and g.end > g.start]
+    emb = encoder([g.text for g in segments]) if segments else np.zeros((0, encoder.dim), np.float32)
+    return place_segments(segments, emb, clip.times).astype(np.float32)

@@ -28,9 +28,15 @@ def test_videos(templates: dict[str, Path]) -> dict[str, list[str]]:
 
 
 def fit_list(templates: dict[str, Path], n_frames: dict[str, int]) -> dict[str, int]:
-    """Give every listed video at least as many frames as the list names; returns {video: frames added}."""
+    """Give every video of the CE list at least as many frames as the list names; returns {video: frames added}."""
+    return grow_to_list(ce_format.read_list(templates["ce"]) if "ce" in templates else {}, n_frames)
+
+
+def grow_to_list(listed: dict[str, np.ndarray], n_frames: dict[str, int]) -> dict[str, int]:
+    """A frame list is the truth: a video it names past its last decoded frame gets those frames (in place in
+    ``n_frames``; they take the nearest face frame's values); returns {video: frames added}."""
     added = {}
-    for video, frames in (ce_format.read_list(templates["ce"]).items() if "ce" in templates else ()):
+    for video, frames in listed.items():
         want = int(frames.max())
         if want > n_frames.get(video, 0):
             added[video] = want - n_frames.get(video, 0)

@@ -30,7 +30,7 @@ def participant(name: str) -> str:
 def group_of(task_name: str):
     """The rule that keeps related videos in one fold: one person's BAH answers, else one media file's
     ``_left``/``_right`` pair (``source_key``)."""
-    return participant if TASKS[task_name].release == "bah" else source_key
+    return participant if TASKS[task_name].release in ("bah", "bah_frames") else source_key
 
 
 def group_counts(frames: pd.DataFrame, task_name: str) -> tuple[pd.DataFrame, pd.Series]:

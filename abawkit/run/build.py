@@ -22,6 +22,7 @@ from typing import Sequence
 from abawkit.config import load_config
 from abawkit.errors import AbawError
 from abawkit.labels import task
+from abawkit.run.build_video import TEXT, audio_job, submission_name, text_args
 from abawkit.run.plan import Job, stage_marker
 from abawkit.run.slurm import SlurmConfig
 from abawkit import formats
@@ -116,13 +117,6 @@ def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = (lay
 
 
 
-def submission_name(cfg: RunConfig, recipe: str) -> str:
-    from abawkit.stages.submit import SubmitConfig
-
-    return cfg.name or load_config(SubmitConfig, "submit", recipe).name
-
-
-
 def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     """The recipe's jobs for this release, dependencies first. ``synth``: the job that writes the release."""
 
@@ -140,7 +134,7 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
     prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release), *compound], [synth])
     frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
     pretrain = "" if frozen else _pretrain(b, inp, synth)
-    audio = {m: _audio(b, inp, m, prep) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}
+    audio = {m: _audio(b, inp, m, prep, synth) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}
     name = submission_name(cfg, inp.recipe)
     for t in tasks:
         vision = frozen or _encoders(b, cfg, inp, t, prep, pretrain)
@@ -180,12 +174,12 @@ def _frozen(b: Builder, inp: RunInputs, prep: str) -> dict[int, str]:
 
 
 
-def _audio(b: Builder, inp: RunInputs, model: str, prep: str) -> str:
-    ckpt = inp.audio.get(model)
-    if model != "fbank" and not ckpt:
-        raise AbawError(f"recipe {inp.recipe!r} fuses {model} features: pass --audio {model}=CHECKPOINT")
-    args = ["extract", "audio", "--model", model, *(["--checkpoint", ckpt] if ckpt else [])]
-    return b.add(layout.features(model), "extract", args, [prep])
+def _audio(b: Builder, inp: RunInputs, model: str, prep: str, synth: str = "") -> str:
+    """The job of a non-vision store TMF fuses: ``extract audio --model M``, or for ``text`` ``extract text``
+    (both as the video-level plan makes them, run/build_video.py)."""
+    if model == TEXT:
+        return b.add(layout.features(TEXT), "extract", text_args(inp, inp.recipe, bool(synth)), [prep])
+    return audio_job(b, inp, model, prep)
 
 
 

@@ -74,7 +74,7 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
     launch.run(rcfg, inp, gpus, before=before, after=after)
     subs = {t: _submissions(workdir, name, t) for t in rcfg.tasks}
     vision = {t: _vision_stage(cfg, inp.recipe, t) for t in rcfg.tasks}
-    rows = _ablation(workdir, rcfg.tasks, release, subs, vision)
+    rows = _ablation(workdir, rcfg.tasks, release, subs, vision, inp.recipe)
     _save(workdir, rows, subs, time.time() - t0)
     return {"rows": rows, "submissions": {t: str(p) for t, p in subs.items()}}
 
@@ -91,11 +91,24 @@ def _vision_stage(cfg: DemoConfig, recipe: str, task_name: str) -> str | None:
     return layout.tmf(task_name, 0, "vision") if cfg.vision_ablation else None
 
 
+def _without_text(recipe: str, task_name: str) -> str | None:
+    """The stage of TMF fold 0 on the recipe's features less the words (the "+ audio" column of a track that
+    fuses text and audio, whose full TMF is "+ text"), or None when the track fuses no text or no audio."""
+    feats = tmf_features(recipe, task_name)
+    rest = [f for f in feats if f != build.TEXT]
+    return layout.tmf(task_name, 0, "notext") if build.TEXT in feats and rest != [layout.VISION_BASE] else None
+
+
 def _ablation_jobs(b, cfg: DemoConfig, rcfg, name: str) -> list[Job]:
-    """TMF on vision alone (fold 0) and a fold-0-only submission per task, for the table."""
+    """TMF on vision alone and without the words (fold 0) and a fold-0-only submission per task, for the table."""
 
     w = b.inp.workdir
     for t in rcfg.tasks:
+        notext = _without_text(b.inp.recipe, t)
+        if notext:
+            feats = [f for f in tmf_features(b.inp.recipe, t) if f != build.TEXT]
+            b.add(notext, "tmf", ["train", "tmf", "--task", t, "--fold", "0", "--features", ",".join(feats),
+                                  "--set", 'tag="notext"'], [layout.tmf(t, 0)])
         if cfg.vision_ablation and not _vision_only(b.inp.recipe, t):
             b.add(layout.tmf(t, 0, "vision"), "tmf", ["train", "tmf", "--task", t, "--fold", "0", "--features",
                                                      layout.VISION_BASE, "--set", 'tag="vision"'],
@@ -122,9 +135,9 @@ def truth_path(release: Path, track: str) -> Path:
     spec = task(track)
     if spec.format == "frames":
         return release / "test_ground_truth" / TRUTH_DIRS[spec.name]
-    from abawkit.release.synth import mtl
+    from abawkit.release.synth import ah, mtl
 
-    return release / {"mtl": mtl.TRUTH}[spec.synth]
+    return release / {"mtl": mtl.TRUTH, "ah_frames": ah.FRAME_TRUTH}[spec.name]
 
 
 def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
@@ -135,7 +148,7 @@ def _val(workdir: Path, name: str, key: str = "val_score") -> float | None:
 
 
 def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[str, dict[str, Path]],
-              vision: dict[str, str | None]) -> list[dict]:
+              vision: dict[str, str | None], recipe: str) -> list[dict]:
     """One row per task: validation (fold 0) per added component, then test scores of the submissions; a
     track of several heads adds one row per head (its part of the sum)."""
 
@@ -144,6 +157,8 @@ def _ablation(workdir: Path, tasks: tuple[str, ...], release: Path, subs: dict[s
         spec, truth = task(t), truth_path(release, t)
         test = {k: formats.score_file(t, p, truth) if truth.exists() else None for k, p in subs[t].items()}
         stages = {"frame model": layout.finetune(t, 0), "+ TMF (vision)": vision[t], "+ audio": layout.tmf(t, 0)}
+        if build.TEXT in tmf_features(recipe, t):  # the words: "+ audio" is TMF without them (if it fuses audio)
+            stages |= {"+ audio": _without_text(recipe, t), "+ text": layout.tmf(t, 0)}
         rows.append({"task": t, "metric": spec.metric, **{k: _val(workdir, s) if s else None for k, s in stages.items()},
                      "+ smoothing": _val(workdir, layout.smooth(t), "score"),
                      "test: fold 0": (test.get("fold0") or {}).get("score"),
@@ -172,9 +187,9 @@ def _head_rows(workdir: Path, spec, stages: dict[str, str | None], test: dict[st
 def _save(workdir: Path, rows: list[dict], subs: dict[str, dict[str, Path]], seconds: float) -> None:
     import pandas as pd
 
-    cols = list(rows[0]) if rows else []
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # a track fusing text adds "+ text"
     console.print(table("ablation (validation = official split, fold 0; test = synthetic test set after smoothing)",
-                        cols, [["-" if r[c] is None else r[c] for c in cols] for r in rows]))
+                        cols, [["-" if r.get(c) is None else r[c] for c in cols] for r in rows]))
     for t, p in subs.items():
         console.print(f"submission {t}: {p['ensemble']}")
     write_json(layout.path(workdir, layout.demo_file("ablation.json")), {"columns": cols, "rows": rows, "seconds": round(seconds, 1),

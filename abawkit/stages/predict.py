@@ -84,6 +84,7 @@ class PredictConfig:
     batch_size: int = 64  # face crops per encoder batch
     threads: int = 0  # torch CPU threads; 0 = torch's default (tiny models run faster on 1)
     smooth: bool = True  # apply <workdir>/smooth/<task>/policy.json when present
+    transcripts: str = ""  # a TMF fusing text: folder of <video stem>.json transcripts (else the store's recogniser)
 
 
 def check(cfg: PredictConfig) -> None:
@@ -258,6 +259,9 @@ def run_one(video: Path, models: Models, used: dict[str, dict], detector, force:
     models.per_video.clear()
     models.clock.clear()
     inputs = {"video": ident.file(video), **declared(workdir, used)}  # a retrained model: redone, one line
+    said = Path(cfg.transcripts) / f"{video.stem}.json" if cfg.transcripts else None
+    if said is not None and said.is_file():  # a corrected transcript is another input: redone
+        inputs["transcript"] = ident.file(said)
     with stage(workdir, name, cfg, seed=cfg.seed, force=force, inputs=inputs) as run_:
         t0 = time.perf_counter()
         clip = prepare(video, run_.dir, cfg, detector, strict)
@@ -291,6 +295,10 @@ def _summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
     if "expression" in df and faces["expression"].notna().any():
         top = faces["expression"].value_counts()
         rows.append(("expression (most frequent)", f"{top.index[0]} ({top.iloc[0]}/{len(faces)} face rows)"))
+    for col in [c for c in df.columns if c != "expression" and not pd.api.types.is_numeric_dtype(df[c])]:  # ah, ce
+        if faces[col].notna().any():
+            top = faces[col].value_counts()
+            rows.append((f"{col} (most frequent)", f"{top.index[0]} ({top.iloc[0]}/{len(faces)} face rows)"))
     for col in ("valence", "arousal"):
         if col in df and faces[col].notna().any():
             rows.append((f"mean {col}", f"{faces[col].mean():+.3f}"))
@@ -302,7 +310,8 @@ def _summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
 
 
 def _timeline(path: Path, df: pd.DataFrame) -> None:
-    """Valence/arousal lines, expression track and AU raster over time; gaps where there is no face.
+    """Valence/arousal lines (a two-class track: its class-1 probability), expression track and AU raster over
+    time; gaps where there is no face.
 
     With several faces, the one seen in the most frames is drawn."""
     import matplotlib  # lazy: matplotlib costs ~0.5 s of start-up and only this function draws
@@ -315,11 +324,15 @@ def _timeline(path: Path, df: pd.DataFrame) -> None:
         df = df[(df["face_id"] == main) | df["face_id"].isna()].drop_duplicates("frame")
     fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
     t = df["time"].to_numpy()
-    for col, color in (("valence", "#C44E52"), ("arousal", "#4C72B0")):
-        if col in df:
-            axes[0].plot(t, df[col].to_numpy(np.float64), color=color, label=col)  # NaN -> gap
-    axes[0].set_ylim(-1, 1)
-    axes[0].legend(loc="upper right", fontsize=8)
+    lines = [(c, k) for c, k in (("valence", "#C44E52"), ("arousal", "#4C72B0")) if c in df]
+    probs = [c for c in df.columns if c.startswith("p_")]
+    if not lines and len(probs) == 2:  # a two-class track (A/H per frame): the probability of class 1
+        lines = [(probs[1], "#C44E52")]
+    for col, color in lines:
+        axes[0].plot(t, df[col].to_numpy(np.float64), color=color, label=col)  # NaN -> gap
+    axes[0].set_ylim(-1 if "valence" in df else 0, 1)
+    if lines:
+        axes[0].legend(loc="upper right", fontsize=8)
     if "expression" in df:
         has = df["expression"].notna().to_numpy()
         axes[1].scatter(t[has], [EXPR_NAMES.index(e) for e in df["expression"][has]], s=4, c="k")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from abawkit.formats import ah_frames as ah_frames_format
 from abawkit.console import console, progress, table
 from abawkit.errors import AbawError, where
 from abawkit.io import write_json, write_parquet
@@ -31,7 +32,7 @@ from abawkit.release import annotations as rel
 from abawkit.release import mtl as mtl_rel
 from abawkit.release import ce as ce_release
 from abawkit.release.annotations import half_of, list_crops, source_key
-from abawkit.release import bah, emi
+from abawkit.release import bah, bah_frames, emi
 from abawkit.release.discover import annotation_items, discover, discover_media, read_names
 from abawkit.release.videolabels import VideoLabels, to_annotations
 from abawkit.release.splits import SplitConfig, show, write_splits
@@ -280,6 +281,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()} \
             | ce_release.test_videos(lay.templates)
         mtl = read_mtl(lay, anns, tests)
+        ah_frames = read_ah_frames(root, found, lay, tests)
         compounds = ce_release.read_compounds(cfg.compound, cfg.seed)
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns}
                        | set(video_level_names(found)))
@@ -292,6 +294,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         n_frames = frame_counts(names, anns, infos, src_of, template_frames(lay, mtl), crops)
         ce_release.fit_list(lay.templates, n_frames)
         anns |= video_level_inputs(found, n_frames)[0]  # each video's label on each of its frames
+        anns |= frame_level_ah(ah_frames, found, n_frames)
         check_faces(anns, tests, crops, detect, n_frames)
         show_found(lay, cover)
         made, det = detect_crops(detect, src_of, run_, final, cfg)
@@ -349,6 +352,32 @@ def video_level_inputs(found: dict[str, VideoLabels], n_frames: dict[str, int]) 
     """(anns, tests) for ``build_frames``: each labelled video's label on every one of its ``n_frames``."""
     anns = {t: to_annotations(v, n_frames) for t, v in found.items()}
     return anns, {t: list(v.tests) for t, v in found.items()}
+
+
+def read_ah_frames(root: Path, found: dict[str, VideoLabels], lay, tests: dict[str, list[str]]):
+    """The frame-level A/H track of a BAH release (ABAW 8: ``video_annotation.yaml`` and a frame list), when it
+    has one: its test videos go to ``tests["ah_frames"]`` and its list to ``lay.templates["ah_frames"]``."""
+    if "ah" not in found:
+        return None
+    got = bah_frames.read_frames(root, found["ah"])
+    if got is None:
+        return None
+    unknown = [v for v in got.tests if v not in set(found["ah"].names) | set(found["ah"].tests)]
+    if unknown:
+        raise AbawError(f"{got.template}: video {unknown[0]} is in no BAH split file or trial list")
+    if got.template is not None:
+        tests["ah_frames"] = got.tests
+        lay.templates["ah_frames"] = got.template
+    return got
+
+
+def frame_level_ah(got, found: dict[str, VideoLabels], n_frames: dict[str, int]) -> dict:
+    """``{"ah_frames": Annotations}`` once frames are counted (a listed frame past a video's end adds it)."""
+    if got is None:
+        return {}
+    if got.template is not None:
+        ce_release.grow_to_list(ah_frames_format.read_list(got.template), n_frames)
+    return {"ah_frames": bah_frames.to_annotations(got, found["ah"], n_frames)} if got.labels else {}
 
 
 def video_level_names(found: dict[str, VideoLabels]) -> list[str]:

@@ -43,11 +43,12 @@ class FilterGrid:
 class SmoothConfig:
     seed: int = 0
     jobs: int = 1
-    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # AU decision thresholds
+    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # AU and A/H (class 1) thresholds
     au: FilterGrid = field(default_factory=FilterGrid)
     expr: FilterGrid = field(default_factory=FilterGrid)
     va: FilterGrid = field(default_factory=FilterGrid)
-    ce: FilterGrid = field(default_factory=FilterGrid)  # a head's grid is the field of its name (MTL: va, expr, au)
+    ce: FilterGrid = field(default_factory=FilterGrid)
+    ah: FilterGrid = field(default_factory=FilterGrid)  # A/H per frame (ABAW 8); a head's grid is the field of its name (MTL: va, expr, au)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from abawkit.config import to_dict
@@ -37,11 +37,13 @@ class SynthConfig:
     audio_rate: int = 16000
     faces: int = 8000  # unlabelled faces for MAE pre-training (pretrain_faces/); 0 = none
     layout: str = "tidy"  # tidy (official layout) | shipped (as the organisers' archives unpack)
-    track: str = "classic"  # classic (Aff-Wild2: AU, EXPR, VA) | mtl (s-Aff-Wild2) | ce (C-EXPR-DB) | ah (BAH) | emi (Hume-Vidmimic2)
+    track: str = "classic"  # classic (Aff-Wild2: AU, EXPR, VA) | mtl (s-Aff-Wild2) | ce (C-EXPR-DB) | ah or ah_frames (BAH) | emi (Hume-Vidmimic2)
 
 
 def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     """Render the release; returns a summary (names per role, seconds)."""
+    if cfg.track in SAME_RELEASE:  # a track whose synthetic release is another's (ah_frames: BAH's)
+        cfg = replace(cfg, track=SAME_RELEASE[cfg.track])
     if cfg.track in VIDEO_LEVEL:  # ah | emi: short talking clips, one label per video
         return run_video_level(cfg, Path(out), force)
     if cfg.track == "ce":
@@ -49,7 +51,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     if cfg.layout not in ("tidy", "shipped"):
         raise AbawError(f"synth: layout must be tidy or shipped, got {cfg.layout!r}")
     if cfg.track not in ("classic", "mtl"):
-        raise AbawError(f"synth: track must be classic, mtl, ce, ah or emi, got {cfg.track!r}")
+        raise AbawError(f"synth: track must be classic, mtl, ce, ah, ah_frames or emi, got {cfg.track!r}")
     if cfg.track == "mtl" and cfg.layout != "tidy":
         raise AbawError("synth: --layout shipped is for the classic track; s-Aff-Wild2 ships flat files")
     if cfg.videos < 3 or cfg.frames < 30 or cfg.size < 32 or cfg.faces < 0:
@@ -91,6 +93,7 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     return summary
 
 
+SAME_RELEASE = {"ah_frames": "ah"}  # the frame-level A/H track of ABAW 8 is in the BAH release (release/synth/ah.py)
 VIDEO_LEVEL = {"ah": synth_ah.write_release, "emi": synth_emi.write_release}
 
 

@@ -27,13 +27,15 @@ from abawkit.workspace.layout import PREP
 
 @dataclass(frozen=True)
 class FeatureSets:
-    """Feature stores per task (the paper: audio helps EXPR/VA, AU uses vision only)."""
+    """Feature stores per task (the paper: audio helps EXPR/VA, AU uses vision only; ``text``: the
+    ``abaw extract text`` store, what was said on each frame)."""
 
     au: tuple[str, ...] = ("mae",)
     expr: tuple[str, ...] = ("mae", "fbank")
     va: tuple[str, ...] = ("mae", "fbank")
     mtl: tuple[str, ...] = ("mae", "fbank")
     ce: tuple[str, ...] = ("mae",)
+    ah_frames: tuple[str, ...] = ("mae", "fbank", "text")  # ABAW 8's A/H: the teams who placed used the words
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ layout as far as it is known (``release/bah.py``): ``Videos/<pid>/Visite_1/<pid>
 ``dataset-splits/video-level/BAH_DB/split-0/{train,val}.txt`` (``path,label,transcript``), the
 organisers'-style test list ``trial-0.txt`` (``path,0``), ``test_ground_truth/AH/test.txt`` (the test
 labels), ``cropped_aligned/<name>/00001.jpg`` and ``transcripts/<name>.json`` (truth of the speech).
+
+The same release carries the frame-level track of ABAW 8 (``ah_frames``, ``release/bah_frames.py``): in an
+A/H clip, a frame is A/H while a phrase holding a hedge word is spoken, or while the brow lowerer (AU4) and
+the lip corner depressor (AU15) are both on; every frame of another clip is not (its hedges and frowns too). Written as ``video_annotation.yaml`` (train/val clips: ``[frame, label]``
+pairs, frames from 0), the frame list ``AH_frame_test_list.txt`` (every frame of each test clip, label 0)
+and its truth ``test_ground_truth/AH_frames/test.txt``.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from abawkit.formats.ah import location
+from abawkit.labels import AU_NAMES
+from abawkit.release.bah_frames import ANNOTATION
 from abawkit.release.synth.clips import Clip, ClipSpec, au_runs, person_look, phrase_words, roles, write_clip
 
 HEDGES = ["maybe", "but", "unsure", "perhaps", "um"]
 VOCAB = ["i", "usually", "wake", "up", "coffee", "work", "home", "friends", "walk", "the", "and", "then", "day",
          "like", "go", "cook", "music", "read", "always", "really"]
 SPLIT_DIR = "dataset-splits/video-level/BAH_DB/split-0"
+FRAME_LIST = "AH_frame_test_list.txt"
+FRAME_TRUTH = "test_ground_truth/AH_frames/test.txt"
 QUESTIONS = 3
 
 
@@ -54,11 +64,14 @@ def write_release(root: Path, spec: ClipSpec, advance=lambda: None) -> dict:
     """Write every clip and the lists; returns {role: count, "ah": positives}."""
     clips, labels = plan(spec)
     lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    frame_labels: dict[str, np.ndarray] = {}
     for k, (clip, y) in enumerate(zip(clips, labels)):
         segments = write_clip(root, clip, spec, np.random.default_rng([spec.seed, 33, k]))
         text = " ".join(s["text"] for s in segments)
         lines[clip.role].append(f"{clip.media},{y},{text}\n")
+        frame_labels[clip.name] = frames_ah(clip, segments, int(y), spec.fps)
         advance()
+    write_frame_level(root, clips, frame_labels)
     split = root / SPLIT_DIR
     split.mkdir(parents=True, exist_ok=True)
     for role in ("train", "val"):
@@ -67,4 +80,36 @@ def write_release(root: Path, spec: ClipSpec, advance=lambda: None) -> dict:
     truth = root / "test_ground_truth" / "AH"
     truth.mkdir(parents=True, exist_ok=True)
     (truth / "test.txt").write_text("".join(lines["test"]))
-    return {**{r: len(v) for r, v in lines.items()}, "ah": int(labels.sum())}
+    return {**{r: len(v) for r, v in lines.items()}, "ah": int(labels.sum()),
+            "ah_frames": int(sum(int(f.sum()) for f in frame_labels.values()))}
+
+
+def frames_ah(clip: Clip, segments: list[dict], ah: int, fps: int) -> np.ndarray:
+    """[n_frames] 0/1: in an A/H clip, frames inside a phrase with a hedge word or with AU4 and AU15 on."""
+    out = np.zeros(clip.n_frames, np.int8)
+    if not ah:
+        return out
+    t = np.arange(clip.n_frames) / fps
+    for seg in segments:
+        if set(seg["text"].split()) & set(HEDGES):
+            out[(t >= seg["start"]) & (t < seg["end"])] = 1
+    out[(clip.au[:, AU_NAMES.index("AU4")] > 0) & (clip.au[:, AU_NAMES.index("AU15")] > 0)] = 1
+    return out
+
+
+def write_frame_level(root: Path, clips: list[Clip], frame_labels: dict[str, np.ndarray]) -> None:
+    """``video_annotation.yaml`` (train/val), the test frame list and its truth (``release/bah_frames.py``)."""
+    from abawkit.formats.ah_frames import frame_path
+
+    body = []
+    for clip in clips:
+        if clip.role != "test":
+            pairs = ", ".join(f"[{f}, {int(v)}]" for f, v in enumerate(frame_labels[clip.name]))
+            body.append(f"{clip.media}:\n  frame_annotation: [{pairs}]\n")
+    (root / ANNOTATION).write_text("".join(body))
+    tests = [c for c in clips if c.role == "test"]
+    (root / FRAME_LIST).write_text("".join(f"{frame_path(c.name, f)},0\n" for c in tests for f in range(1, c.n_frames + 1)))
+    truth = root / FRAME_TRUTH
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    truth.write_text("".join(f"{frame_path(c.name, f + 1)},{int(v)}\n" for c in tests
+                             for f, v in enumerate(frame_labels[c.name])))
