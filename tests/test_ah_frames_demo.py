@@ -62,7 +62,7 @@ def test_predict_needs_the_words_and_redoes_when_they_change(demo, tmp_path):
     w = demo / "w"
     video = sorted((w / "release" / "Videos").rglob("*.mp4"))[0]
     out = abaw("predict", str(video), "-w", str(w), "--recipe", str(demo / "tiny"), cwd=demo)
-    assert out.returncode == 1 and "--transcripts DIR" in out.stdout + out.stderr
+    assert out.returncode == 2 and "--transcripts DIR" in out.stdout + out.stderr  # a user error, one line
     assert "faces" not in out.stdout  # said before any video is read
     said = tmp_path / "said"
     shutil.copytree(w / "release" / "transcripts", said)
@@ -73,7 +73,9 @@ def test_predict_needs_the_words_and_redoes_when_they_change(demo, tmp_path):
     df = pd.read_csv(csv)
     assert {"ah", "p_no_ah", "p_ah"} <= set(df.columns) and df["p_ah"].between(0, 1).all()
     thr = json.loads((w / "smooth" / "ah_frames" / "policy.json").read_text())["thresholds"]["ah"]
-    assert ((df["ah"] == "ah") == (df["p_ah"] >= thr - 5e-5)).all()  # the tuned threshold decides (CSV: 4 decimals)
+    clear = (df["p_ah"] - thr).abs() > 1e-4  # the CSV rounds to 4 decimals: a row at the threshold could go either way
+    assert clear.sum() > len(df) / 2
+    assert ((df["ah"] == "ah") == (df["p_ah"] >= thr))[clear].all()  # the tuned threshold decides, not argmax
     assert "skip" in abaw(*args, cwd=demo).stdout  # same video, models and words: done already
     doc = json.loads((said / f"{video.stem}.json").read_text())
     doc["segments"] = [{"start": 0.0, "end": 9.0, "text": "maybe but unsure perhaps um"}]
