@@ -76,3 +76,20 @@ def test_video_and_frame_tracks_are_planned_apart(tmp_path):
     cfg = load_config(build.RunConfig, "run", "demo-ah", tasks=["ah", "expr"])
     with pytest.raises(AbawError, match="apart"):
         build.build(cfg, build.RunInputs(tmp_path / "w", "demo-ah", tmp_path))
+
+
+def test_a_frozen_backbone_gives_every_fold_one_vision_store(tmp_path):
+    backbone = tmp_path / "dinov2"
+    backbone.mkdir()
+    cfg = load_config(build.RunConfig, "run", "demo-ah", vision="frozen")
+    release = tmp_path / "rel"
+    (release / "transcripts").mkdir(parents=True)
+    jobs = {j.id: j for j in build.build(cfg, build.RunInputs(tmp_path / "w", "demo-ah", release, mae=backbone))}
+    assert not any(i.startswith("finetune/") for i in jobs)  # it was ignored: every fold fine-tuned an encoder
+    store = jobs["features/mae"]
+    assert store.deps == ("prep",) and store.cmd[store.cmd.index("--checkpoint") + 1] == str(backbone)
+    assert set(jobs["video/ah/fold1"].deps) == {"features/mae", "features/fbank", "features/text", "prep"}
+    with pytest.raises(AbawError, match="--backbone"):
+        build.build(cfg, build.RunInputs(tmp_path / "w", "demo-ah", release))
+    with pytest.raises(AbawError, match="finetune or frozen"):
+        build.build(load_config(build.RunConfig, "run", "demo-ah", vision="frozn"), build.RunInputs(tmp_path / "w", "demo-ah", release))

@@ -22,7 +22,7 @@ from typing import Sequence
 from abawkit.config import load_config
 from abawkit.errors import AbawError
 from abawkit.labels import task
-from abawkit.run.build_video import TEXT, audio_job, submission_name, text_args
+from abawkit.run.jobs import TEXT, audio_job, frozen_job, submission_name, text_args, vision_store
 from abawkit.run.plan import Job, stage_marker
 from abawkit.run.slurm import SlurmConfig
 from abawkit import formats
@@ -102,15 +102,6 @@ def tmf_features(recipe: str, t: str) -> tuple[str, ...]:
 
 
 
-def vision_store(recipe: str) -> str:
-    """The vision feature name TMF fuses: extract.toml's vision.name, default "mae" (fine-tuned encoders
-    write ``<name>-<task>[-fold<N>]``, a frozen backbone ``<name>``)."""
-    from abawkit.stages.extract import ExtractConfig
-
-    return load_config(ExtractConfig, "extract", recipe).vision.name or layout.VISION_BASE
-
-
-
 def audio_models(recipe: str, tasks: Sequence[str], vision: Sequence[str] = (layout.VISION_BASE,)) -> list[str]:
     """Audio feature stores the recipe's TMF uses for these tasks (every feature but the vision ones)."""
     return sorted({f for t in tasks for f in tmf_features(recipe, t) if f not in vision})
@@ -132,7 +123,7 @@ def build(cfg: RunConfig, inp: RunInputs, synth: str = "") -> list[Job]:
         raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
     compound = [a for p in inp.compound for a in ("--compound", str(p))]  # CE training faces
     prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release), *compound], [synth])
-    frozen = _frozen(b, inp, prep) if cfg.vision == "frozen" else {}
+    frozen = frozen_job(b, inp, prep) if cfg.vision == "frozen" else {}
     pretrain = "" if frozen else _pretrain(b, inp, synth)
     audio = {m: _audio(b, inp, m, prep, synth) for m in audio_models(inp.recipe, tasks, (layout.VISION_BASE, vision_store(inp.recipe)))}
     name = submission_name(cfg, inp.recipe)
@@ -161,16 +152,6 @@ def _pretrain(b: Builder, inp: RunInputs, synth: str) -> str:
         images = faces  # the synthetic stand-in for an external face collection
     args = ["pretrain", *(["--images", str(images)] if images else [])]
     return b.add(layout.PRETRAIN, "pretrain", args, [synth] if images or in_recipe else [layout.PREP])
-
-
-
-def _frozen(b: Builder, inp: RunInputs, prep: str) -> dict[int, str]:
-    """vision = "frozen": one ``extract vision --checkpoint BACKBONE`` every task and fold fuses."""
-    if inp.mae is None or not inp.mae.exists():
-        raise AbawError("run: vision = \"frozen\" extracts straight from a backbone: pass --backbone FILE_OR_FOLDER")
-    store = vision_store(inp.recipe)
-    return {0: b.add(layout.features(store), "extract", ["extract", "vision", "--checkpoint", str(inp.mae),
-                                                      "--name", store], [prep])}
 
 
 

@@ -1,6 +1,7 @@
 """``abaw run --track ah|emi``: the plan of a video-level track (A/H of ABAW 10/11, EMI), as jobs.
 
-prep -> finetune[track, encoder fold] (a frame model on frames carrying their video's label) -> extract
+prep -> finetune[track, encoder fold] (a frame model on frames carrying their video's label; ``vision = "frozen"``:
+one ``extract vision`` straight from ``--backbone`` instead) -> extract
 vision[fold] + audio[model] + text (the release's ``transcripts/`` or a Whisper folder, then the recipe's
 text encoder: ``hashing`` or a transformers folder) -> train video[track, fold] -> submit (the folds'
 calibrated predictions averaged, ``stages/submit_video.py``) -> validate.
@@ -17,11 +18,11 @@ from abawkit import formats
 from abawkit.config import load_config
 from abawkit.errors import AbawError
 from abawkit.labels import task
+from abawkit.run.jobs import TEXT, audio_job, frozen_job, submission_name, text_args, vision_store
 from abawkit.run.plan import Job, stage_marker
 from abawkit.workspace import layout
 
 COSTS = {"finetune": 3.0, "extract": 1.0, "video": 2.0, "submit": 0.2, "validate": 0.1}
-TEXT = "text"
 
 
 def video_features(recipe: str, t: str) -> tuple[str, ...]:
@@ -40,22 +41,6 @@ def add(b, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), 
     return id_
 
 
-def text_args(inp, recipe: str, synth: bool = False) -> list[str]:
-    """``extract text`` arguments: --asr DIR (command line) or the release's transcripts (``synth``: the
-    release is yet to be written, with them); --encoder DIR (command line), else the recipe's ``[text]
-    encoder`` (``hashing`` on the synthetic release)."""
-    from abawkit.stages.extract import ExtractConfig
-
-    text = getattr(inp, "text", None) or {}
-    source = ["--asr", text["asr"]] if text.get("asr") else ["--transcripts", str(inp.release / "transcripts")]
-    if not text.get("asr") and not (inp.release / "transcripts").is_dir() and not synth:
-        raise AbawError(f"recipe {recipe!r} fuses text: pass --asr WHISPER_DIR (or keep transcripts/ in the release)")
-    encoder = text.get("encoder") or load_config(ExtractConfig, "extract", recipe).text.encoder
-    if not encoder:
-        raise AbawError(f"recipe {recipe!r} fuses text: pass --text-encoder DIR (a local transformers text encoder)")
-    return ["extract", "text", *source, "--encoder", encoder]
-
-
 def build_video(cfg, inp, synth: str, b) -> list[Job]:
     """The jobs of the video-level tracks in ``cfg.tasks``, dependencies first, appended to the plan builder
     ``b`` (``run.build.Builder``: passed in, so this module does not import the one that calls it)."""
@@ -64,33 +49,22 @@ def build_video(cfg, inp, synth: str, b) -> list[Job]:
         raise AbawError("run: plan the video-level tracks (ah, emi) apart from the per-frame ones")
     if not cfg.folds:
         raise AbawError("run: name at least one fold")
+    if cfg.vision not in ("finetune", "frozen"):
+        raise AbawError(f"run: vision must be finetune or frozen, got {cfg.vision!r}")
     prep = b.add(layout.PREP, "prep", ["prep", "--release", str(inp.release)], [synth])
+    frozen = frozen_job(b, inp, prep) if cfg.vision == "frozen" else {}  # one store from --backbone for every fold
+    seen = {layout.VISION_BASE, vision_store(inp.recipe)}  # the names a video model fuses faces by
     feats = {s.name: video_features(inp.recipe, s.name) for s in specs}
     used = {f for fs in feats.values() for f in fs}
-    audio = {m: audio_job(b, inp, m, prep) for m in sorted(used - {layout.VISION_BASE, TEXT})}
+    audio = {m: audio_job(b, inp, m, prep) for m in sorted(used - seen - {TEXT})}
     text = add(b, layout.features(TEXT), "extract", text_args(inp, inp.recipe, bool(synth)), [prep]) if TEXT in used else ""
     name = submission_name(cfg, inp.recipe)
     for s in specs:
-        vision = encoders(b, cfg, inp, s.name, prep) if layout.VISION_BASE in feats[s.name] else {}
+        vision = (frozen or encoders(b, cfg, inp, s.name, prep)) if seen & set(feats[s.name]) else {}
         folds = [add(b, layout.video_model(s.name, f), "video", ["train", "video", "--task", s.name, "--fold", str(f)],
                      [vision.get(f, vision.get(0, "")), *audio.values(), text, prep]) for f in cfg.folds]
         finish(b, s.name, name, folds)
     return b.jobs
-
-
-def audio_job(b, inp, model: str, prep: str) -> str:
-    """``extract audio --model M`` (a checkpoint from ``--audio M=PATH``; fbank needs none)."""
-    ckpt = inp.audio.get(model)
-    if model != "fbank" and not ckpt:
-        raise AbawError(f"recipe {inp.recipe!r} fuses {model} features: pass --audio {model}=CHECKPOINT")
-    return add(b, layout.features(model), "extract", ["extract", "audio", "--model", model, *(["--checkpoint", ckpt] if ckpt else [])], [prep])
-
-
-def submission_name(cfg, recipe: str) -> str:
-    """run.toml's ``name``, else submit.toml's."""
-    from abawkit.stages.submit import SubmitConfig
-
-    return cfg.name or load_config(SubmitConfig, "submit", recipe).name
 
 
 def encoders(b, cfg, inp, t: str, prep: str) -> dict[int, str]:
