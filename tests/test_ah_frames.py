@@ -166,3 +166,13 @@ def test_run_plans_text_features_and_the_demo_a_run_without_them(tmp_path):
     assert "tmf/ah_frames/fold0-notext" not in ablation("demo-ah_frames")  # without words = faces alone: one run
     notext = ablation("ah_frames")["tmf/ah_frames/fold0-notext"]  # the paper recipe: faces, voice, words
     assert notext.cmd[notext.cmd.index("--features") + 1] == "mae,hubert"
+
+
+def test_report_draws_the_a_h_probability_and_its_threshold():
+    from abawkit.stages.report import _one_line
+
+    rows = pd.DataFrame({"frame": [1, 2, 3], "AH_frame": [0, 1, -1]})
+    x = np.array([[0.9, 0.2, 0.6], [0.1, 0.8, 0.4]])
+    line = _one_line(AHF, "v", rows, x, x * 0.5, {"thresholds": {"ah": 0.3}})
+    assert line.raw.tolist() == [0.1, 0.8, 0.4] and line.smoothed.tolist() == [0.05, 0.4, 0.2]  # p(A/H), not argmax
+    assert "decided at 0.3" in line.title and np.isnan(line.label[2])

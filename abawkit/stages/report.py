@@ -67,15 +67,21 @@ def timeline(workdir: Path, spec: TaskSpec, n_videos: int = 2) -> list[Timeline]
         rows = frames.loc[frames["video"] == video, ["video", "frame", *spec.label_columns]].reset_index(drop=True)
         x = pp.fill_missing(pred.df, rows, spec.pred_columns).T  # [C, T]
         sm = pp.apply_policy(x, pp.video_bounds(rows["video"].to_numpy()), policy, spec)
-        lines.append(_one_line(spec, video, rows, x, sm))
+        lines.append(_one_line(spec, video, rows, x, sm, pp.head_policy(policy, spec.heads[0])))
     return lines
 
 
-def _one_line(spec: TaskSpec, video: str, rows, x: np.ndarray, sm: np.ndarray) -> Timeline:
-    """Pick what to draw from the track's first head: a class id (argmax), AU12's probability (or the
-    head's first name), or its first value (valence)."""
+def _one_line(spec: TaskSpec, video: str, rows, x: np.ndarray, sm: np.ndarray, policy: dict | None = None) -> Timeline:
+    """Pick what to draw from the track's first head: a two-class head's probability of class 1 (decided at
+    the policy's threshold), a class id (argmax), AU12's probability (or the head's first name), or its first
+    value (valence)."""
     frames = rows["frame"].to_numpy()
     head, out, _ = spec.slices()[0]
+    if head.kind == "multiclass" and len(head.names) == 2:  # A/H per frame: p(A/H) against the 0/1 label
+        label = rows[head.columns[0]].to_numpy(np.float64)
+        thr = ((policy or {}).get("thresholds") or {}).get(head.names[1], 0.5)
+        return Timeline(f"{video}: p({head.names[1]}), decided at {thr:g}", frames, np.where(label < 0, np.nan, label),
+                        x[out.start + 1], sm[out.start + 1])
     if head.kind == "multiclass":
         label = rows[head.columns[0]].to_numpy(np.float64)
         return Timeline(f"{video}: {head.name} class (argmax)", frames, np.where(label < 0, np.nan, label),
