@@ -4,7 +4,8 @@ Reads the per-video predictions of the trained folds (``video/<track>/fold<N>/pr
 fold's ``val_threshold`` from its manifest, or one ``--pred`` file) and the organisers' test list (``--template``,
 else the one prep found in the release). A/H: each fold's probability of A/H is first calibrated so that its
 validation-tuned threshold maps to 0.5 (``metrics_video.calibrate``), the folds are averaged, the file gets
-p0 = 1 - p1, p1 and pred = argmax; EMI: the folds' intensities averaged and clipped to [0, 1]. Writes
+p0 = 1 - p1, p1 and pred = argmax; EMI: the folds' intensities averaged and clipped to [0, 1]. ``combine`` and
+``decisions`` are that rule, which ``abaw predict`` applies to a new video's folds too. Writes
 ``<out>/<name>/`` (the format's file, ``submission_<TAG>.json`` and an optional zip) and validates it.
 """
 
