@@ -151,7 +151,7 @@ def test_one_line_errors(tmp_path, args, says):
 
 def test_cells_of_each_track():
     from abawkit.labels import EMI_NAMES, task
-    from abawkit.stages.predict_video import task_cells
+    from abawkit.inference.video_row import task_cells
 
     ah = task_cells(task("ah"), np.array([0.5000004]))
     assert ah == {"p_no_ah": 0.5, "p_ah": 0.5, "ah": "ah"}  # decided before rounding: p1 > 0.5

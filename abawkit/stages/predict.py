@@ -9,7 +9,7 @@ fold averaged with ``fold = "all"``), smooths with the saved policy of each task
 share a folder): ``predictions.csv`` (frame, time from the frame's timestamp, 0 at the first frame,
 [face_id,] face, AUs, expression and its probabilities, valence, arousal), ``timeline.png``, and
 the crops and WAV it used. The video-level tracks (A/H, EMI; ``model = "video"``) write one row per video
-and ``summary.png`` instead (``stages.predict_video``).
+and ``summary.png`` instead (``inference.video_row``).
 
 A result is keyed by content: its manifest records the video's sha256 and the identity of every model and
 store it loaded (``inference.checks``). The same video with the same models is skipped; a retrained model
@@ -38,11 +38,11 @@ from abawkit.inference.clip import Clip
 from abawkit.inference.decide import nearest_index, smooth_and_decide, task_columns
 from abawkit.inference.models import Models
 from abawkit.inference.values import face_values
+from abawkit.inference.video_row import FLOAT_FORMAT, video_level, video_table
 from abawkit.io import atomic_path, write_text
 from abawkit.labels import AU_NAMES, EXPR_NAMES
 from abawkit.labels import task as task_spec
 from abawkit.release.annotations import half_of
-from abawkit.stages.predict_video import FLOAT_FORMAT, bars, summary, video_level, video_table
 from abawkit.video.align import check_align
 from abawkit.video.decode import decode_break
 from abawkit.video.facetrack import (
@@ -276,12 +276,12 @@ def run_one(video: Path, models: Models, used: dict[str, dict], detector, force:
         write_text(run_.add_output("predictions.csv"), df.to_csv(index=False, float_format=FLOAT_FORMAT if per_video
                                                                  else "%.4f"))
         png = "summary.png" if per_video else "timeline.png"
-        (bars if per_video else _timeline)(run_.add_output(png), df)
+        (_bars if per_video else _timeline)(run_.add_output(png), df)
         clip.timings["write"] = time.perf_counter() - t1
         clip.timings["total"] = time.perf_counter() - t0
         run_.metrics = _metrics(clip)
         out = run_.final_dir
-    (summary if per_video else _summary)(df, int(len(np.unique(clip.frame))), clip.n_frames)
+    (_video_summary if per_video else _summary)(df, int(len(np.unique(clip.frame))), clip.n_frames)
     console.print(f"wrote {out / 'predictions.csv'} and {out / png}")
     return out / "predictions.csv"
 
@@ -349,6 +349,38 @@ def _timeline(path: Path, df: pd.DataFrame) -> None:
                        extent=(t[0], t[-1] if len(t) > 1 else 1, len(AU_NAMES) - 0.5, -0.5))
         axes[2].set_yticks(range(len(AU_NAMES)), AU_NAMES, fontsize=6)
     axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _video_summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
+    """The rich table: frames with a face, then each value of the row (a decision with its probability)."""
+    rows = [("frames with a face", f"{n_face}/{n_frames} ({n_face / max(n_frames, 1):.0%})")]
+    for col in df.columns[1:]:
+        v = df[col].iloc[0]
+        rows.append((col, "-" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                     (f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v))))
+    console.print(table("prediction summary (one per video)", ["what", "value"], rows))
+
+
+def _bars(path: Path, df: pd.DataFrame) -> None:
+    """``summary.png``: the row's probabilities / intensities as bars in [0, 1], the A/H decision line at 0.5."""
+    import matplotlib  # lazy: matplotlib costs ~0.5 s of start-up and only this function draws
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
+    values = df[cols].iloc[0].to_numpy(np.float64)
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(cols) + 1.5), 3))
+    ax.bar(range(len(cols)), np.nan_to_num(values), color="#4C72B0")
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    if any(c.startswith("p_") for c in cols):
+        ax.axhline(0.5, color="#C44E52", lw=1, ls="--")  # the calibrated decision threshold
+    ax.set_title(str(df["video"].iloc[0]) + ("" if np.isfinite(values).all() else " (no face)"), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

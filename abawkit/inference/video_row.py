@@ -1,28 +1,26 @@
-"""``abaw predict`` for the video-level tracks (A/H of ABAW 10/11, EMI): one row per video, not per frame.
+"""The row of ``abaw predict`` for the video-level tracks (A/H of ABAW 10/11, EMI): one per video, not per frame.
 
-Part of the predict stage (``stages.predict.run_one`` calls it with ``model = "video"``): the faces found and
-cropped as for every track, then each chosen fold of ``video/<track>/fold<N>`` on the whole clip and the folds
-combined as the submission combines them (``inference.video.clip_row``, ``submission_video.decisions``). Makes
-the row of ``predictions.csv`` (``video`` + A/H ``p_no_ah, p_ah, ah`` with ``ah`` decided at the calibrated
-0.5, or EMI's 6 intensities), draws ``summary.png`` (a bar chart) and prints the summary table. A video without
-any face gets an empty row (a warning says so): the models read faces, and nothing is invented.
-Writes only the PNG it is handed (atomically); the stage writes the CSV.
+``stages.predict.run_one`` calls ``video_table`` with ``model = "video"`` once the faces are found and cropped
+as for every track: each chosen fold of ``video/<track>/fold<N>`` runs on the whole clip and the folds are
+combined as the submission combines them (``inference.video.clip_row``, ``submission_video.decisions``). The
+row is ``video`` + A/H ``p_no_ah, p_ah, ah`` (``ah`` decided at the calibrated 0.5) or EMI's 6 intensities. A
+video without any face gets an empty row (a warning says so): the models read faces, and nothing is invented.
+``video_level`` says whether a run's tracks are video-level (a mix, or a model that does not fit, is one line).
+Reads through ``inference.video``. Writes nothing.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from abawkit.console import console, table
+from abawkit.console import console
 from abawkit.errors import AbawError
 from abawkit.inference.clip import Clip
 from abawkit.inference.models import Models
 from abawkit.inference.video import clip_row
-from abawkit.io import atomic_path
 from abawkit.labels import TaskSpec, task
 from abawkit.submission_video import decisions
 
@@ -72,35 +70,3 @@ def video_table(models: Models, clip: Clip) -> pd.DataFrame:
         row.update(task_cells(task(t), None if combined is None else combined.drop(columns="video").to_numpy()[0]))
     clip.timings["models"] = time.perf_counter() - t0
     return pd.DataFrame([row])
-
-
-def summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
-    """The rich table: frames with a face, then each value of the row (a decision with its probability)."""
-    rows = [("frames with a face", f"{n_face}/{n_frames} ({n_face / max(n_frames, 1):.0%})")]
-    for col in df.columns[1:]:
-        v = df[col].iloc[0]
-        rows.append((col, "-" if v is None or (isinstance(v, float) and np.isnan(v)) else
-                     (f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v))))
-    console.print(table("prediction summary (one per video)", ["what", "value"], rows))
-
-
-def bars(path: Path, df: pd.DataFrame) -> None:
-    """``summary.png``: the row's probabilities / intensities as bars in [0, 1], the A/H decision line at 0.5."""
-    import matplotlib  # lazy: matplotlib costs ~0.5 s of start-up and only this function draws
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
-    values = df[cols].iloc[0].to_numpy(np.float64)
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(cols) + 1.5), 3))
-    ax.bar(range(len(cols)), np.nan_to_num(values), color="#4C72B0")
-    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    if any(c.startswith("p_") for c in cols):
-        ax.axhline(0.5, color="#C44E52", lw=1, ls="--")  # the calibrated decision threshold
-    ax.set_title(str(df["video"].iloc[0]) + ("" if np.isfinite(values).all() else " (no face)"), fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
