@@ -4,7 +4,8 @@ Reads the per-video predictions of the trained folds (``video/<track>/fold<N>/pr
 fold's ``val_threshold`` from its manifest, or one ``--pred`` file) and the organisers' test list (``--template``,
 else the one prep found in the release). A/H: each fold's probability of A/H is first calibrated so that its
 validation-tuned threshold maps to 0.5 (``metrics_video.calibrate``), the folds are averaged, the file gets
-p0 = 1 - p1, p1 and pred = argmax; EMI: the folds' intensities averaged and clipped to [0, 1]. Writes
+p0 = 1 - p1, p1 and pred = argmax; EMI: the folds' intensities averaged and clipped to [0, 1]. ``combine`` and
+``decisions`` are that rule, which ``abaw predict`` applies to a new video's folds too. Writes
 ``<out>/<name>/`` (the format's file, ``submission_<TAG>.json`` and an optional zip) and validates it.
 """
 
@@ -38,27 +39,46 @@ def fold_predictions(workdir: Path, spec: TaskSpec) -> list[Path]:
     return found
 
 
-def _threshold(pred: Path) -> float:
-    """The fold's validation-tuned A/H threshold (its manifest's ``val_threshold``), 0.5 without one."""
-    manifest = pred.parent / MANIFEST
+def fold_threshold(fold_dir: Path) -> float:
+    """A trained fold's validation-tuned A/H threshold (its manifest's ``val_threshold``), 0.5 without one."""
+    manifest = Path(fold_dir) / MANIFEST
     value = read_json(manifest).get("metrics", {}).get("val_threshold") if manifest.is_file() else None
     return 0.5 if value is None else float(value)
 
 
+def combine(spec: TaskSpec, folds: list[tuple[pd.DataFrame, float]]) -> pd.DataFrame:
+    """video + the values averaged over the folds: each fold's table (indexed by video, ``spec.names`` columns)
+    with its tuned threshold. A/H: each fold's p1 calibrated first so its threshold maps to 0.5 (column ``p1``);
+    EMI: the intensities. The one rule of the submission and of ``abaw predict``."""
+    tables = []
+    for df, threshold in folds:
+        df = df[list(spec.names)].astype(np.float64)
+        if spec.head.kind == "multiclass":
+            df = pd.DataFrame({"p1": calibrate(df[spec.names[1]].to_numpy(), threshold)}, index=df.index)
+        tables.append(df)
+    mean = pd.concat(tables).groupby(level=0, sort=False).mean()
+    return mean.rename_axis("video").reset_index()
+
+
 def average(spec: TaskSpec, preds: list[Path]) -> pd.DataFrame:
     """video + the averaged values (A/H: calibrated p1; EMI: the intensities) over the folds' tables."""
-    tables = []
+    folds = []
     for p in preds:
         df = pd.read_parquet(p)
         missing = [c for c in ("video", *spec.names) if c not in df.columns]
         if missing:
             raise AbawError(f"{p}: no column {missing[0]!r}: expected video-level predictions of {spec.name}")
-        df = df.set_index(df["video"].astype(str))[list(spec.names)].astype(np.float64)
-        if spec.head.kind == "multiclass":
-            df = pd.DataFrame({"p1": calibrate(df[spec.names[1]].to_numpy(), _threshold(p))}, index=df.index)
-        tables.append(df)
-    mean = pd.concat(tables).groupby(level=0, sort=False).mean()
-    return mean.rename_axis("video").reset_index()
+        folds.append((df.set_index(df["video"].astype(str)), fold_threshold(p.parent)))
+    return combine(spec, folds)
+
+
+def decisions(spec: TaskSpec, values: np.ndarray) -> np.ndarray:
+    """Combined values [N, 1 | 6] -> what is written [N, 3 | 6]: A/H p0 = 1 - p1, p1 and pred (p1 > 0.5: the
+    calibrated threshold); EMI the intensities; both clipped to [0, 1]."""
+    if spec.head.kind == "multiclass":
+        p1 = np.clip(values[:, 0], 0.0, 1.0)
+        return np.c_[1.0 - p1, p1, (p1 > 0.5).astype(np.float64)]
+    return np.clip(values, 0.0, 1.0)
 
 
 def outputs_for(spec: TaskSpec, table: pd.DataFrame, expected: dict[str, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -68,11 +88,7 @@ def outputs_for(spec: TaskSpec, table: pd.DataFrame, expected: dict[str, np.ndar
     if missing:
         raise AbawError(f"no prediction for {len(missing)} listed test video(s), e.g. {missing[0]}")
     rows = pd.DataFrame({"video": list(expected), "frame": 0})
-    values = table.loc[list(expected)].to_numpy(np.float64)
-    if spec.head.kind == "multiclass":
-        p1 = np.clip(values[:, 0], 0.0, 1.0)
-        return rows, np.c_[1.0 - p1, p1, (p1 > 0.5).astype(np.float64)]
-    return rows, np.clip(values, 0.0, 1.0)
+    return rows, decisions(spec, table.loc[list(expected)].to_numpy(np.float64))
 
 
 def run_video(workdir: Path, cfg, spec: TaskSpec, pred: Path | None = None, template: Path | None = None,

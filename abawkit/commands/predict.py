@@ -26,7 +26,7 @@ def predict(
     videos: Annotated[list[Path], typer.Argument(help="Video files (mp4, mov, avi, mkv, webm) and/or folders of them.")],
     workdir: Workdir = DEFAULT_WORKDIR,
     recipe: Recipe = DEFAULT_RECIPE,
-    model: Annotated[Optional[str], typer.Option(help="tmf (with audio) or frame (fine-tuned encoder).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="tmf (with audio), frame (fine-tuned encoder) or video (the video-level tracks ah, emi).")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Face detector: mtcnn (Haar fallback) | haar (no landmarks, so never aligned).")] = None,
     align: Annotated[Optional[str], typer.Option(help="5pt (MTCNN's five landmarks onto a 112 px template) | none.")] = None,
     faces: Annotated[Optional[str], typer.Option(help="largest (one row per frame) | all (one row per frame per tracked face, with face_id).")] = None,
@@ -45,7 +45,8 @@ def predict(
     """Per-frame AUs, expression and valence/arousal for videos, with a workspace's trained models.
 
     Writes <workdir>/predict/<video>-<sha256[:8]>/predictions.csv (one row per frame, empty cells where there
-    is no face) and timeline.png for each video; a video already done with the same models is skipped
+    is no face) and timeline.png for each video (video-level tracks, --model video: one row per video and
+    summary.png); a video already done with the same models is skipped
     (--force redoes it), one done with a model retrained since is redone.
     """
     from abawkit.config import load_config

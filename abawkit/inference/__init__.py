@@ -9,6 +9,8 @@ Rooms (each imports only from below it, never from ``stages``):
 - ``extractors``: the vision / audio extractor that made a feature store, re-run on one clip;
 - ``frame``: the fine-tuned frame model (``predict_frames``, ``frame_model_values``);
 - ``tmf``: the TMF (``build_tmf``, ``predict_clips``, ``tmf_values``; built from its checkpoint's ``arch``);
+- ``video``: the video-level model (``predict_videos``, ``video_values``, ``clip_row``: one row per video,
+  the folds combined as the submission combines them);
 - ``values``: fold-averaged values of one face;
 - ``decide``: nearest-frame index, smoothing policy and decisions, the CSV columns of a task.
 """

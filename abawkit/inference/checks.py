@@ -1,9 +1,9 @@
 """Which models a prediction loads, what each one is (its identity), and whether they still fit together.
 
-A TMF was trained on feature stores, and each store was extracted from an encoder checkpoint: before
-anything is loaded, each link is checked against what the downstream side recorded when it was made
-(the encoder's sha256 against the store's recorded checkpoint; each store's identity against the one the
-TMF recorded). A mismatch stops with one line naming the stage to redo. The identities of everything
+A TMF or a video-level model was trained on feature stores, and each store was extracted from an encoder
+checkpoint: before anything is loaded, each link is checked against what the downstream side recorded when
+it was made (the encoder's sha256 against the store's recorded checkpoint; each store's identity against the
+one the model recorded). A mismatch stops with one line naming the stage to redo. The identities of everything
 loaded are recorded in the prediction's manifest, so a retrained model makes the next prediction redo.
 
 An identity is the one the stage's manifest records (``workspace.identity``); a TMF trained before
@@ -63,13 +63,14 @@ def check_store(workdir: Path, store_name: str) -> None:
 
 
 def tmf_stores(workdir: Path, tmf_name: str) -> list[str]:
-    """The feature stores a TMF recorded as its inputs, in recorded order."""
+    """The feature stores a TMF (or a video-level model) recorded as its inputs, in recorded order."""
     inputs = read_json(stage_dir(workdir, tmf_name) / MANIFEST).get("inputs") or {}
     return [k[len(FEATURES):] for k in inputs if k.startswith(FEATURES)]
 
 
 def check_tmf(workdir: Path, tmf_name: str) -> None:
-    """Each store the TMF was trained on must be the one it recorded (not re-extracted since)."""
+    """Each store the TMF (or video-level model) was trained on must be the one it recorded (not re-extracted
+    since)."""
     inputs = read_json(stage_dir(workdir, tmf_name) / MANIFEST).get("inputs") or {}
     for store in tmf_stores(workdir, tmf_name):
         check_store(workdir, store)
@@ -104,7 +105,7 @@ def model_inputs(models: Models, tasks: tuple[str, ...], smooth: bool) -> dict[s
         for name in models.stages(t):
             stage_dir(models.workdir, name)  # a missing model: one line naming the command, before any video
             names = [name]
-            if models.cfg.model == "tmf":
+            if models.cfg.model in ("tmf", "video"):  # models trained on feature stores
                 check_tmf(models.workdir, name)
                 check_words(models, tmf_stores(models.workdir, name))
                 names += [layout.features(s) for s in tmf_stores(models.workdir, name)]

@@ -18,6 +18,7 @@ from abawkit.features.audio import extract_frames
 from abawkit.features.registry import settings_from_store
 from abawkit.features.store import INFO, extraction_precision
 from abawkit.features.vision import check_pooling
+from abawkit.frames import nearest
 from abawkit.inference.clip import Clip
 from abawkit.inference.models import Models, stage_dir
 from abawkit.io import read_json
@@ -127,3 +128,23 @@ def text_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     segments = [g for g in clip_transcript(models, store_name, clip) if g.text and g.end > g.start]
     emb = encoder([g.text for g in segments]) if segments else np.zeros((0, encoder.dim), np.float32)
     return place_segments(segments, emb, clip.times).astype(np.float32)
+
+
+def clip_parts(models: Models, stores: list[str], clip: Clip, face: int, frames: np.ndarray,
+               crops: list[str]) -> list[np.ndarray]:
+    """Every store's features re-extracted for one face of the clip, in ``stores``' order: [n, D_i] each.
+
+    Vision features of frames without this face take the nearest face frame's (as ``abaw extract``); audio and
+    text (``--transcripts`` or the store's recogniser) are the clip's own. Kept per video (``Models.per_video``)."""
+    near = nearest(frames, np.arange(clip.n_frames))  # [n] position in frames of each frame's nearest face frame
+    parts = []
+    for store in stores:
+        kind = store_kind(models.workdir, store)
+        if kind == "audio":
+            parts.append(models.cached(("a", store), lambda: audio_part(models, store, clip), video=True))
+        elif kind == "text":
+            parts.append(models.cached(("t", store), lambda: text_part(models, store, clip), video=True))
+        else:
+            feats = models.cached(("v", store, face), lambda: vision_part(models, store, crops), video=True)
+            parts.append(feats[near])
+    return parts

@@ -15,8 +15,7 @@ import torch
 from abawkit.data.clips import ClipDataset, VideoData, average_clips, collate
 from abawkit.errors import AbawError
 from abawkit.inference.clip import Clip
-from abawkit.inference.decide import nearest_index
-from abawkit.inference.extractors import audio_part, store_kind, text_part, vision_part
+from abawkit.inference.extractors import clip_parts
 from abawkit.inference.models import Models, stage_dir, stage_hint
 from abawkit.io import read_json
 from abawkit.labels import task
@@ -71,17 +70,7 @@ def tmf_values(models: Models, task_name: str, fold: int, clip: Clip, face: int,
     name = layout.tmf(task_name, fold)
     d = stage_dir(models.workdir, name)
     model, meta = models.cached(("tmf", str(d)), lambda: load_tmf(d / "best.pt"))
-    near = nearest_index(clip.n_frames, frames)
-    parts = []
-    for store in meta["features"]:
-        kind = store_kind(models.workdir, store)
-        if kind == "audio":
-            parts.append(models.cached(("a", store), lambda: audio_part(models, store, clip), video=True))
-        elif kind == "text":  # the words: a transcript (--transcripts) or the store's recogniser, then its encoder
-            parts.append(models.cached(("t", store), lambda: text_part(models, store, clip), video=True))
-        else:
-            feats = models.cached(("v", store, face), lambda: vision_part(models, store, crops), video=True)
-            parts.append(feats[near])
+    parts = clip_parts(models, meta["features"], clip, face, frames, crops)
     dims = [p.shape[1] for p in parts]
     if sum(dims) != model.arch.in_dim:
         raise AbawError(f"{d}: trained on {model.arch.in_dim} feature dims, but features/"

@@ -8,7 +8,8 @@ fold averaged with ``fold = "all"``), smooths with the saved policy of each task
 ``<workdir>/predict/<video>-<sha256[:8]>/`` (``workspace.layout.predict``: two videos with one file name never
 share a folder): ``predictions.csv`` (frame, time from the frame's timestamp, 0 at the first frame,
 [face_id,] face, AUs, expression and its probabilities, valence, arousal), ``timeline.png``, and
-the crops and WAV it used.
+the crops and WAV it used. The video-level tracks (A/H, EMI; ``model = "video"``) write one row per video
+and ``summary.png`` instead (``inference.video_row``).
 
 A result is keyed by content: its manifest records the video's sha256 and the identity of every model and
 store it loaded (``inference.checks``). The same video with the same models is skipped; a retrained model
@@ -37,6 +38,7 @@ from abawkit.inference.clip import Clip
 from abawkit.inference.decide import nearest_index, smooth_and_decide, task_columns
 from abawkit.inference.models import Models
 from abawkit.inference.values import face_values
+from abawkit.inference.video_row import FLOAT_FORMAT, video_level, video_table
 from abawkit.io import atomic_path, write_text
 from abawkit.labels import AU_NAMES, EXPR_NAMES
 from abawkit.labels import task as task_spec
@@ -67,7 +69,7 @@ __all__ = ["Clip", "Models", "PredictConfig", "face_values", "nearest_index", "p
 @dataclass(frozen=True)
 class PredictConfig:
     seed: int = 0
-    model: str = "tmf"  # tmf | frame
+    model: str = "tmf"  # tmf | frame | video (the video-level tracks ah, emi: one row per video)
     fold: str = "all"  # "all": average every finished fold's outputs; or one fold number ("0")
     tasks: tuple[str, ...] = ("au", "expr", "va")
     size: int = 112  # face crop side
@@ -89,8 +91,9 @@ class PredictConfig:
 
 def check(cfg: PredictConfig) -> None:
     """One line for each kind of bad setting, before any video is read."""
-    if cfg.model not in ("tmf", "frame"):
-        raise AbawError(f"model must be tmf or frame, got {cfg.model!r}")
+    if cfg.model not in ("tmf", "frame", "video"):
+        raise AbawError(f"model must be tmf, frame or video, got {cfg.model!r}")
+    video_level(cfg)  # a mix of per-frame and per-video tracks, or a model that does not fit them: one line
     if cfg.fill not in ("none", "nearest"):
         raise AbawError(f"fill must be none or nearest, got {cfg.fill!r}")
     if cfg.fold != "all" and not cfg.fold.isdigit():
@@ -265,18 +268,21 @@ def run_one(video: Path, models: Models, used: dict[str, dict], detector, force:
     with stage(workdir, name, cfg, seed=cfg.seed, force=force, inputs=inputs) as run_:
         t0 = time.perf_counter()
         clip = prepare(video, run_.dir, cfg, detector, strict)
-        df = predict_table(models, clip)
+        per_video = cfg.model == "video"
+        df = video_table(models, clip) if per_video else predict_table(models, clip)
         clip.timings["encode"] = models.clock.get("encode", 0.0)
         clip.timings["temporal"] = clip.timings.pop("models", 0.0) - clip.timings["encode"]
         t1 = time.perf_counter()
-        write_text(run_.add_output("predictions.csv"), df.to_csv(index=False, float_format="%.4f"))
-        _timeline(run_.add_output("timeline.png"), df)
+        write_text(run_.add_output("predictions.csv"), df.to_csv(index=False, float_format=FLOAT_FORMAT if per_video
+                                                                 else "%.4f"))
+        png = "summary.png" if per_video else "timeline.png"
+        (_bars if per_video else _timeline)(run_.add_output(png), df)
         clip.timings["write"] = time.perf_counter() - t1
         clip.timings["total"] = time.perf_counter() - t0
         run_.metrics = _metrics(clip)
         out = run_.final_dir
-    _summary(df, int(len(np.unique(clip.frame))), clip.n_frames)
-    console.print(f"wrote {out / 'predictions.csv'} and {out / 'timeline.png'}")
+    (_video_summary if per_video else _summary)(df, int(len(np.unique(clip.frame))), clip.n_frames)
+    console.print(f"wrote {out / 'predictions.csv'} and {out / png}")
     return out / "predictions.csv"
 
 
@@ -343,6 +349,38 @@ def _timeline(path: Path, df: pd.DataFrame) -> None:
                        extent=(t[0], t[-1] if len(t) > 1 else 1, len(AU_NAMES) - 0.5, -0.5))
         axes[2].set_yticks(range(len(AU_NAMES)), AU_NAMES, fontsize=6)
     axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _video_summary(df: pd.DataFrame, n_face: int, n_frames: int) -> None:
+    """The rich table: frames with a face, then each value of the row (a decision with its probability)."""
+    rows = [("frames with a face", f"{n_face}/{n_frames} ({n_face / max(n_frames, 1):.0%})")]
+    for col in df.columns[1:]:
+        v = df[col].iloc[0]
+        rows.append((col, "-" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                     (f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v))))
+    console.print(table("prediction summary (one per video)", ["what", "value"], rows))
+
+
+def _bars(path: Path, df: pd.DataFrame) -> None:
+    """``summary.png``: the row's probabilities / intensities as bars in [0, 1], the A/H decision line at 0.5."""
+    import matplotlib  # lazy: matplotlib costs ~0.5 s of start-up and only this function draws
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
+    values = df[cols].iloc[0].to_numpy(np.float64)
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(cols) + 1.5), 3))
+    ax.bar(range(len(cols)), np.nan_to_num(values), color="#4C72B0")
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    if any(c.startswith("p_") for c in cols):
+        ax.axhline(0.5, color="#C44E52", lw=1, ls="--")  # the calibrated decision threshold
+    ax.set_title(str(df["video"].iloc[0]) + ("" if np.isfinite(values).all() else " (no face)"), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

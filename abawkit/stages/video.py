@@ -176,22 +176,11 @@ def check_prep(prep, spec: TaskSpec) -> None:
 
 # ----------------------------------------------------------------------------- predictions
 def predict(model, data: list, frames: int, device, batch: int = 16) -> np.ndarray:
-    """[V, C] activated predictions (probabilities or intensities), one row per video of ``data``."""
-    import torch
+    """[V, C] activated predictions, one row per video of ``data``: ``inference.video.predict_videos``, the loop
+    ``abaw predict`` runs too."""
+    from abawkit.inference.video import predict_videos
 
-    from abawkit.data.video import VideoDataset, collate
-    from abawkit.models.video import activate
-
-    ds, outs = VideoDataset(data, frames, train=False), []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(ds), batch):
-            b = collate([ds[j] for j in range(i, min(i + batch, len(ds)))])
-            out = model(b["x"].to(device), b["pos"].to(device), b["pad"].to(device)).float()
-            outs.append(activate(model.arch.kind, out).cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(outs) if outs else np.zeros((0, model.arch.n_outputs), np.float32)
+    return predict_videos(model, data, frames, device, batch)
 
 
 def prediction_table(data: list, preds: np.ndarray, spec: TaskSpec, threshold: float | None) -> pd.DataFrame:

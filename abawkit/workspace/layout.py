@@ -54,6 +54,10 @@ def video_model(task: str, fold: int, tag: str = "") -> str:
     return f"video/{task}/{_fold(fold, tag)}"
 
 
+def video_root(task: str) -> str:
+    return f"video/{task}"
+
+
 def features(store: str) -> str:
     """``features/<store>``: one feature store (one ``.npy`` per video and ``store.json``)."""
     return f"features/{store}"
