@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_recipe import tiny_recipe
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo-ah_frames"
 SMALL = {"synth.toml": [("videos = 120", "videos = 20")], "pretrain.toml": [("epochs = 8 ", "epochs = 1 ")],
          "finetune.toml": [("epochs = 8", "epochs = 1")], "tmf.toml": [("epochs = 24", "epochs = 2")],
          "run.toml": [("folds = [0, 1]", "folds = [0]")]}
@@ -24,14 +24,7 @@ def abaw(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("ahf-demo")
-    recipe = root / "tiny"
-    shutil.copytree(RECIPE, recipe)
-    for name, edits in SMALL.items():
-        text = (recipe / name).read_text()
-        for old, new in edits:
-            assert old in text, (name, old)
-            text = text.replace(old, new)
-        (recipe / name).write_text(text)
+    recipe = tiny_recipe("demo-ah_frames", root / "tiny", SMALL)
     out = abaw("demo", "--recipe", str(recipe), "-w", str(root / "w"), cwd=root)
     assert out.returncode == 0, out.stdout + out.stderr
     return root

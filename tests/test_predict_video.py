@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from identity_ws import abaw, flat, invoke, perturb_checkpoint
+from tiny_recipe import tiny_recipe
 from videos import clip, predicted
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo-ah"
@@ -27,14 +28,7 @@ SMALL = {"synth.toml": [("videos = 120 ", "videos = 20 ")], "finetune.toml": [("
 def demo(tmp_path_factory):
     """(root, recipe, workspace, transcripts): the tiny demo's trained workspace (copy it before changing it)."""
     root = tmp_path_factory.mktemp("ah-predict")
-    recipe = root / "tiny"
-    shutil.copytree(RECIPE, recipe)
-    for name, edits in SMALL.items():
-        text = (recipe / name).read_text()
-        for old, new in edits:
-            assert old in text, (name, old)
-            text = text.replace(old, new)
-        (recipe / name).write_text(text)
+    recipe = tiny_recipe("demo-ah", root / "tiny", SMALL)
     out = abaw("demo", "--recipe", recipe, "-w", root / "w", cwd=root)
     assert out.returncode == 0, out.stdout
     said = root / "said"
