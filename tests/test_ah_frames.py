@@ -41,7 +41,7 @@ GOOD = (f"{location(A)}:\n  frame_annotation: [[0, 0], [1, 1], [2, 1]]\n"  # a l
 
 def test_frame_labels_by_path_or_name_counted_from_zero(tmp_path):
     videos = _bah(tmp_path, GOOD)
-    got = bah_frames.read_frames(tmp_path, videos)
+    got = bah_frames.read_frames(videos)
     assert got.labels == {A: {1: 0, 2: 1, 3: 1}, B: {2: 1}}
     assert got.template.name == "frames.txt" and got.tests == [T]
     ann = bah_frames.to_annotations(got, videos, {A: 3, B: 3, T: 3})
@@ -50,10 +50,10 @@ def test_frame_labels_by_path_or_name_counted_from_zero(tmp_path):
 
 
 def test_no_frame_files_means_no_frame_level_track(tmp_path):
-    videos = _bah(tmp_path, GOOD)
+    _bah(tmp_path, GOOD)
     (tmp_path / bah_frames.ANNOTATION).unlink()
     (tmp_path / "frames.txt").unlink()
-    assert bah_frames.read_frames(tmp_path, videos) is None
+    assert bah_frames.read_frames(read_bah(tmp_path)) is None  # the walk finds neither
 
 
 @pytest.mark.parametrize("text,msg", [
@@ -68,13 +68,13 @@ def test_no_frame_files_means_no_frame_level_track(tmp_path):
 def test_bad_frame_annotation_is_one_line_naming_the_file(tmp_path, text, msg):
     videos = _bah(tmp_path, text)
     with pytest.raises(AbawError, match=msg) as err:
-        bah_frames.read_frames(tmp_path, videos)
+        bah_frames.read_frames(videos)
     assert bah_frames.ANNOTATION in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_label_past_the_last_frame_is_an_error(tmp_path):
     videos = _bah(tmp_path, GOOD)
-    got = bah_frames.read_frames(tmp_path, videos)
+    got = bah_frames.read_frames(videos)
     with pytest.raises(AbawError, match="frame-2 labelled, but the video has 2 frames"):
         bah_frames.to_annotations(got, videos, {A: 2, B: 3})
 

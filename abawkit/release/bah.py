@@ -5,8 +5,8 @@ Confirmed from the dataset's public repository (sbelharbi/bah-dataset): the vide
 hold one line per video, ``Videos/<pid>/Visite_1/<name>.mp4,<0|1>,<transcript>`` (class 1 = A/H present;
 the transcript may hold commas; names may hold spaces); the challenge's test list is the organisers'
 ``trial-0.txt`` (``formats/ah.py``). Assumed, not confirmed: the videos unpack at the paths the lists
-name, relative to the release root (otherwise they are found by file name anywhere under it); the
-frame-level annotation file of ABAW 8 (``video_annotation.yaml`` in the dataset's code) is not read.
+name, relative to the release root (otherwise they are found by file name anywhere under it). The same walk
+notes ABAW 8's frame labels and frame list (``VideoLabels.found``), which ``release/bah_frames.py`` reads.
 
 Roles: ``train.txt`` -> train, ``val.txt`` -> val. When a ``trial-0.txt`` is present it is the test list
 and a labelled ``test.txt`` (BAH's public test set) is read as more validation videos; without it,
@@ -23,12 +23,15 @@ import numpy as np
 from abawkit.errors import AbawError, where
 from abawkit.files import walk
 from abawkit.formats.ah import read_list, video_of
+from abawkit.formats.ah_frames import parse as frame_of
 from abawkit.labels import TASKS
 from abawkit.release.videolabels import VideoLabels, find_media
 from abawkit.video.media import VIDEO_EXTS
 
 SPLIT_FILES = {"train.txt": "train", "val.txt": "val", "test.txt": "test"}
 TRIAL = "trial-0.txt"
+ANNOTATION = "video_annotation.yaml"  # ABAW 8's frame labels (release/bah_frames.py)
+FRAME_LIST = "frame list"  # ABAW 8's test frame list: any .txt whose first line is a frame path
 GROUND_TRUTH = "test_ground_truth"  # the synthetic release's answers: never read as a split
 
 
@@ -53,19 +56,30 @@ def read_split_file(path: Path) -> tuple[list[str], np.ndarray, dict[str, str]]:
 
 
 def find_files(root: Path) -> dict[str, Path]:
-    """{"train.txt"|"val.txt"|"test.txt"|"trial-0.txt": path} under ``root``; two different copies are an error."""
+    """{"train.txt"|"val.txt"|"test.txt"|"trial-0.txt"|ANNOTATION|FRAME_LIST: path} under ``root``, in one walk:
+    the video-level split files and trial list, and ABAW 8's frame labels (``video_annotation.yaml``) and frame
+    list (the first other ``.txt`` whose first line is a frame path). Two different copies are an error."""
     found: dict[str, Path] = {}
     for dirpath, dirnames, files in walk(root):
         dirnames[:] = [d for d in dirnames if d != GROUND_TRUTH]
         for f in files:
-            if f in SPLIT_FILES or f == TRIAL:
-                p = Path(dirpath) / f
-                if f in found and found[f].read_bytes() != p.read_bytes():
-                    raise AbawError(f"two different BAH {f}: {found[f]} and {p}; keep the split you use")
-                found.setdefault(f, p)
+            p = Path(dirpath) / f
+            key = f if f in SPLIT_FILES or f in (TRIAL, ANNOTATION) else None
+            if key is None and f.endswith(".txt") and FRAME_LIST not in found and _is_frame_list(p):
+                found[FRAME_LIST] = p
+            if key is None:
+                continue
+            if key in found and found[key].read_bytes() != p.read_bytes():
+                raise AbawError(f"two different BAH {f}: {found[key]} and {p}; keep the one you use")
+            found.setdefault(key, p)
     if "train.txt" not in found:
         raise AbawError(f"no BAH split file train.txt (Videos/<pid>/Visite_1/<name>.mp4,<0|1>,<transcript>) under {root}")
     return found
+
+
+def _is_frame_list(path: Path) -> bool:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        return frame_of(fh.readline().split(",", 1)[0].strip()) is not None
 
 
 def present(root: str | Path) -> bool:
@@ -104,4 +118,5 @@ def read_bah(root: str | Path) -> VideoLabels:
     if TRIAL not in files and "test.txt" in files:
         out.transcripts.update(read_split_file(files["test.txt"])[2])
     out.media = find_media(root, out.names + out.tests, VIDEO_EXTS)
+    out.found = {k: files[k] for k in (ANNOTATION, FRAME_LIST) if k in files}
     return out

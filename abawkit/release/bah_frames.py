@@ -8,7 +8,8 @@ Assumed, not confirmed: an item is ``[<frame>, <label>]`` with the frame a 0-bas
 ``frame-<n>.jpg`` name (either is read), and a video key is its list path (``Videos/<pid>/Visite_1/<name>.mp4``,
 with or without ``.mp4``) or its bare name. The frames' train/val roles are the video-level split files'
 (``release/bah.py``); a video without an entry has no frame labels. The test list is the organisers' frame
-list: any ``.txt`` under the release whose first line is a frame path (``formats/ah_frames.py``). The YAML
+list: any ``.txt`` under the release whose first line is a frame path (``formats/ah_frames.py``); both files are
+found by ``bah.find_files``'s one walk of the release. The YAML
 is read with ``yaml.safe_load`` (data only, never objects). Reads; writes nothing.
 """
 
@@ -21,15 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from abawkit.errors import AbawError
-from abawkit.files import walk
 from abawkit.formats import ah_frames
 from abawkit.formats.ah import video_of
 from abawkit.labels import TASKS
 from abawkit.release.annotations import Annotations
-from abawkit.release.bah import GROUND_TRUTH
+from abawkit.release.bah import ANNOTATION, FRAME_LIST
 from abawkit.release.videolabels import VideoLabels
 
-ANNOTATION = "video_annotation.yaml"
 FRAME_RE = re.compile(r"^(?:frame-)?(\d+)(?:\.jpg)?$")
 
 
@@ -91,30 +90,10 @@ def read_annotation(path: Path, names: set[str]) -> dict[str, dict[int, int]]:
     return out
 
 
-def find(root: Path) -> tuple[Path | None, Path | None]:
-    """(``video_annotation.yaml``, the organisers' frame list) under ``root``, either None when absent."""
-    ann, lst = None, None
-    for dirpath, dirnames, files in walk(root):
-        dirnames[:] = [d for d in dirnames if d != GROUND_TRUTH]
-        for f in files:
-            p = Path(dirpath) / f
-            if f == ANNOTATION:
-                if ann is not None and ann.read_bytes() != p.read_bytes():
-                    raise AbawError(f"two different BAH {ANNOTATION}: {ann} and {p}; keep the one you use")
-                ann = ann or p
-            elif f.endswith(".txt") and lst is None and _is_frame_list(p):
-                lst = p
-    return ann, lst
-
-
-def _is_frame_list(path: Path) -> bool:
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        return ah_frames.parse(fh.readline().split(",", 1)[0].strip()) is not None
-
-
-def read_frames(root: Path, videos: VideoLabels) -> FrameLabels | None:
-    """The frame-level track of the BAH release at ``root`` (None without frame labels or frame list)."""
-    ann, lst = find(Path(root))
+def read_frames(videos: VideoLabels) -> FrameLabels | None:
+    """The frame-level track of a BAH release, from the files ``bah.read_bah``'s walk found (``videos.found``):
+    None without frame labels or frame list."""
+    ann, lst = videos.found.get(ANNOTATION), videos.found.get(FRAME_LIST)
     if ann is None and lst is None:
         return None
     known = set(videos.names) | set(videos.tests)

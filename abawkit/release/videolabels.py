@@ -34,6 +34,7 @@ class VideoLabels:
     template: Path | None = None  # the organisers' list of the videos to predict, in its order
     media: dict[str, Path] = field(default_factory=dict)  # video -> its media file
     transcripts: dict[str, str] = field(default_factory=dict)  # video -> text shipped with the labels
+    found: dict[str, Path] = field(default_factory=dict)  # other label / list files the reader's walk found, by kind
 
 
 def to_annotations(labels: VideoLabels, n_frames: dict[str, int]) -> Annotations:

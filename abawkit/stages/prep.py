@@ -281,7 +281,7 @@ def run(cfg: PrepConfig, workdir: Path, force: bool = False) -> dict:
         tests = {t: read_names(p) for t, p in lay.test_lists.items()} | {t: v.tests for t, v in found.items()} \
             | ce_release.test_videos(lay.templates)
         mtl = read_mtl(lay, anns, tests)
-        ah_frames = read_ah_frames(root, found, lay, tests)
+        ah_frames = read_ah_frames(found, lay, tests)
         compounds = ce_release.read_compounds(cfg.compound, cfg.seed)
         names = sorted({n for a in anns.values() for n in a.names} | {n for ns in tests.values() for n in ns}
                        | set(video_level_names(found)))
@@ -354,12 +354,12 @@ def video_level_inputs(found: dict[str, VideoLabels], n_frames: dict[str, int]) 
     return anns, {t: list(v.tests) for t, v in found.items()}
 
 
-def read_ah_frames(root: Path, found: dict[str, VideoLabels], lay, tests: dict[str, list[str]]):
+def read_ah_frames(found: dict[str, VideoLabels], lay, tests: dict[str, list[str]]):
     """The frame-level A/H track of a BAH release (ABAW 8: ``video_annotation.yaml`` and a frame list), when it
     has one: its test videos go to ``tests["ah_frames"]`` and its list to ``lay.templates["ah_frames"]``."""
     if "ah" not in found:
         return None
-    got = bah_frames.read_frames(root, found["ah"])
+    got = bah_frames.read_frames(found["ah"])
     if got is None:
         return None
     unknown = [v for v in got.tests if v not in set(found["ah"].names) | set(found["ah"].tests)]
