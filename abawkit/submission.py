@@ -26,7 +26,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError, where
 from abawkit.files import visible, walk
-from abawkit.io import atomic_path
+from abawkit.io import atomic_path, write_text
 from abawkit.labels import TaskSpec, task
 from abawkit.metrics import score
 
@@ -115,13 +115,10 @@ def write_submission(out_dir: str | Path, spec: TaskSpec, rows: pd.DataFrame, ou
         loc = rows["video"].astype(str) + "/" + rows["frame"].astype(str).str.zfill(5) + ".jpg"
         table = pd.concat([loc.rename("image_location").reset_index(drop=True), values], axis=1)
         header = ",".join(["image_location", *spec.names]) + "\n"
-        with atomic_path(out) as tmp:
-            tmp.write_text(header + table.to_csv(index=False, header=False, lineterminator="\n"))
-        return out
+        return write_text(out, header + table.to_csv(index=False, header=False, lineterminator="\n"))
     for video, idx in rows.groupby("video", sort=False).indices.items():
         body = values.iloc[idx].to_csv(index=False, header=False, lineterminator="\n")
-        with atomic_path(out / f"{video}.txt") as tmp:
-            tmp.write_text(",".join(spec.names) + "\n" + body)
+        write_text(out / f"{video}.txt", ",".join(spec.names) + "\n" + body)
     return out
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError, where
 from abawkit.formats.videolist import check_order
-from abawkit.io import atomic_path
+from abawkit.io import write_text
 from abawkit.labels import TaskSpec
 from abawkit.submission import Problems, _lines
 
@@ -84,9 +84,7 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
         p0, p1, pred = _probabilities(outputs)
         body = "".join(f"{p},{a},{b},{c}\n" for p, a, b, c in zip(loc, p0, p1, pred))
     out = Path(out_dir) / FILE
-    with atomic_path(out) as tmp:
-        tmp.write_text(body)
-    return out
+    return write_text(out, body)
 
 
 def read_list(path: Path) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ import pandas as pd
 from abawkit.errors import AbawError, where
 from abawkit.formats.ah import location, video_of
 from abawkit.formats.videolist import check_order
-from abawkit.io import atomic_path
+from abawkit.io import write_text
 from abawkit.labels import TaskSpec
 from abawkit.submission import Problems, _lines
 
@@ -54,9 +54,7 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
         raise AbawError(f"A/H frame outputs: expected {len(rows)} values of 0 or 1")
     body = "".join(f"{frame_path(v, int(f))},{int(p)}\n" for v, f, p in zip(rows["video"], rows["frame"], pred))
     out = Path(out_dir) / FILE
-    with atomic_path(out) as tmp:
-        tmp.write_text(body)
-    return out
+    return write_text(out, body)
 
 
 def read_list(path: Path) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError, where
 from abawkit.files import visible
-from abawkit.io import atomic_path
+from abawkit.io import write_text
 from abawkit.labels import CE_NAMES, TaskSpec
 from abawkit.submission import LOCATION, Problems, _lines, value_problem
 
@@ -52,9 +52,7 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
         raise AbawError(f"CE submission: class ids must be integers 0..{len(CE_NAMES) - 1}")
     body = pd.DataFrame({"loc": _location(rows).to_numpy(), "class": values[:, 0].astype(np.int64)})
     out = Path(out_dir) / FILE
-    with atomic_path(out) as tmp:
-        tmp.write_text(",".join(HEADER) + "\n" + body.to_csv(index=False, header=False, lineterminator="\n"))
-    return out
+    return write_text(out, ",".join(HEADER) + "\n" + body.to_csv(index=False, header=False, lineterminator="\n"))
 
 
 def read_list(path: Path) -> dict[str, np.ndarray]:

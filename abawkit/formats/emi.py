@@ -18,7 +18,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError, where
 from abawkit.formats.videolist import check_order
-from abawkit.io import atomic_path
+from abawkit.io import write_text
 from abawkit.labels import EMI_NAMES, TaskSpec
 from abawkit.submission import Problems, _lines, row_problem
 
@@ -43,9 +43,7 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
     cells = np.char.mod("%.6f", values)
     body = "".join(f"{v}," + ",".join(c) + "\n" for v, c in zip(rows["video"].astype(str), cells))
     out = Path(out_dir) / FILE
-    with atomic_path(out) as tmp:
-        tmp.write_text(",".join(HEADER) + "\n" + body)
-    return out
+    return write_text(out, ",".join(HEADER) + "\n" + body)
 
 
 def read_ids(path: Path) -> list[str]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from abawkit.errors import AbawError
 from abawkit.files import visible
-from abawkit.io import atomic_path
+from abawkit.io import write_text
 from abawkit.labels import TaskSpec
 from abawkit.release import mtl as rel
 from abawkit.submission import Problems, _lines, row_problem
@@ -48,9 +48,7 @@ def write(out_dir: Path, spec: TaskSpec, rows: pd.DataFrame, outputs: np.ndarray
     ints = pd.DataFrame(outputs[:, 2:].astype(np.int64), columns=value_columns(spec)[2:])
     table = pd.concat([table, ints], axis=1)
     out = Path(out_dir) / FILE
-    with atomic_path(out) as tmp:
-        tmp.write_text(HEADER + "\n" + table.to_csv(index=False, header=False, lineterminator="\n", float_format="%.6f"))
-    return out
+    return write_text(out, HEADER + "\n" + table.to_csv(index=False, header=False, lineterminator="\n", float_format="%.6f"))
 
 
 def read_list(path: Path) -> dict[str, np.ndarray]:
