@@ -80,10 +80,12 @@ class Builder:
         return (sys.executable, "-m", "abawkit.cli", *args, *extra, *seed)
 
     def add(self, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), marker: str | None = None,
-            common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
+            common: bool = True, force: tuple[str, ...] = ("--force",), cost: float | None = None) -> str:
+        """Append a job; ``cost``: its scheduling weight when the plan's own differs from ``COSTS[stage]``."""
         deps = tuple(d for d in deps if d)
-        self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps,
-                             stage_marker(id_) if marker is None else marker, COSTS[stage], force, self.inp.recipe))
+        marker = stage_marker(id_) if marker is None else marker
+        self.jobs.append(Job(id_, stage, self.cli(*args, common=common), deps, marker,
+                             COSTS[stage] if cost is None else cost, force, self.inp.recipe))
         return id_
 
 

@@ -19,7 +19,7 @@ from abawkit.config import load_config
 from abawkit.errors import AbawError
 from abawkit.labels import task
 from abawkit.run.jobs import TEXT, audio_job, frozen_job, submission_name, text_args, vision_store
-from abawkit.run.plan import Job, stage_marker
+from abawkit.run.plan import Job
 from abawkit.workspace import layout
 
 COSTS = {"finetune": 3.0, "extract": 1.0, "video": 2.0, "submit": 0.2, "validate": 0.1}
@@ -32,13 +32,9 @@ def video_features(recipe: str, t: str) -> tuple[str, ...]:
     return tuple(getattr(load_config(VideoConfig, "video", recipe).features, t))
 
 
-def add(b, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), marker: str | None = None,
-        common: bool = True, force: tuple[str, ...] = ("--force",)) -> str:
-    """``Builder.add`` with this plan's costs (the video stage reads ``video.toml``)."""
-    deps = tuple(d for d in deps if d)
-    b.jobs.append(Job(id_, stage, b.cli(*args, common=common), deps,
-                      stage_marker(id_) if marker is None else marker, COSTS[stage], force, b.inp.recipe))
-    return id_
+def add(b, id_: str, stage: str, args: Sequence[str], deps: Sequence[str] = (), **kw) -> str:
+    """``Builder.add`` at this plan's cost of the stage (``COSTS``: the video stage reads ``video.toml``)."""
+    return b.add(id_, stage, args, deps, cost=COSTS[stage], **kw)
 
 
 def build_video(cfg, inp, synth: str, b) -> list[Job]:
