@@ -27,6 +27,7 @@ from abawkit import formats
 from abawkit.labels import task
 from abawkit.run import build, launch
 from abawkit.run.build import tmf_features
+from abawkit.run.jobs import synth_job
 from abawkit.run.plan import Job
 from abawkit.stages.synth import SynthConfig
 from abawkit.workspace import layout
@@ -61,13 +62,12 @@ def run(workdir: Path, cfg: DemoConfig, recipe: str, force: bool = False, jobs: 
     if task(rcfg.tasks[0]).level == "video":  # A/H, EMI: a video-level model, its own table (run/demo_video.py)
         from abawkit.run import demo_video
 
-        return demo_video.run(workdir, cfg, recipe, jobs=jobs, gpus=gpus)
+        return demo_video.run(workdir, cfg, recipe, rcfg, release, gpus)
     synth_faces = not cfg.release and load_config(SynthConfig, "synth", recipe).faces > 0
     inp = build.RunInputs(workdir, build.resolve_recipe(recipe), release, seed=cfg.seed, synth_faces=synth_faces)
     b = build.Builder(inp)
     if not cfg.release:
-        b.add("synth", "synth", ["synth", str(release), "--recipe", inp.recipe, "--seed", str(cfg.seed)],
-              marker=f"{layout.RELEASE}/{layout.SYNTH_RECORD}", common=False)
+        synth_job(b, release, cfg.seed)
     name = build.submission_name(rcfg, inp.recipe)
     before = b.jobs
     after = _ablation_jobs(build.Builder(inp), cfg, rcfg, name)

@@ -27,6 +27,7 @@ from abawkit.errors import AbawError
 from abawkit.io import write_json, write_text
 from abawkit.run import build, launch
 from abawkit.run.build import RunConfig, RunInputs
+from abawkit.run.jobs import synth_job
 from abawkit.workspace import layout
 from abawkit.workspace.stage import load_stage
 
@@ -46,8 +47,7 @@ def run(workdir: Path, seed: int, recipe: str, jobs: int | None, gpus: str | Non
                     compound=(ce_release / "compound_faces",))
     b = build.Builder(inp)
     if release is None:
-        b.add("synth", "synth", ["synth", str(ce_release), "--track", "ce", "--recipe", inp.recipe, "--seed", str(seed)],
-              marker=f"{layout.RELEASE}/{layout.SYNTH_RECORD}", common=False)
+        synth_job(b, ce_release, seed, "--track", "ce")
     name = build.submission_name(rcfg, inp.recipe)
     after = _ce_jobs(build.Builder(inp), name, expr_model, basic_w)
     launch.run(rcfg, inp, gpus, before=b.jobs, after=after)

@@ -12,20 +12,19 @@ Reads ``recipes/<recipe>/`` (run, video, extract, synth); writes the workspace's
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from abawkit import formats
-from abawkit.config import load_config
 from abawkit.console import console, table
 from abawkit.errors import AbawError
 from abawkit.io import write_json, write_text
 from abawkit.labels import task
 from abawkit.run import build, launch
 from abawkit.run.build_video import add, video_features
+from abawkit.run.jobs import synth_job
 from abawkit.workspace import layout
 from abawkit.workspace.stage import load_stage
 
@@ -37,21 +36,14 @@ def ablation_tag(features: tuple[str, ...]) -> str:
     return "-".join(features)
 
 
-def run(workdir: Path, cfg, recipe: str, force: bool = False, jobs: int | None = None, gpus: str | None = None) -> dict:
-    """Run every job; returns the table's rows (also saved under ``<workdir>/demo/``)."""
-    workdir = Path(workdir).resolve()
-    if force and workdir.exists():
-        shutil.rmtree(workdir)
+def run(workdir: Path, cfg, recipe: str, rcfg, release: Path, gpus: str | None = None) -> dict:
+    """Run every job; returns the table's rows (also saved under ``<workdir>/demo/``). Called by ``demo.run``,
+    which has cleared ``workdir`` (``--force``), loaded ``run.toml`` (``rcfg``) and checked ``release``."""
     t0 = time.time()
-    rcfg = load_config(build.RunConfig, "run", recipe, seed=cfg.seed, jobs=jobs)
-    release = Path(cfg.release).resolve() if cfg.release else layout.path(workdir, layout.RELEASE)
-    if cfg.release and not release.is_dir():
-        raise AbawError(f"release folder {release} not found")
     inp = build.RunInputs(workdir, build.resolve_recipe(recipe), release, seed=cfg.seed)
     b = build.Builder(inp)
     if not cfg.release:
-        b.add("synth", "synth", ["synth", str(release), "--recipe", inp.recipe, "--seed", str(cfg.seed)],
-              marker=f"{layout.RELEASE}/{layout.SYNTH_RECORD}", common=False)
+        synth_job(b, release, cfg.seed)
     launch.run(rcfg, inp, gpus, before=b.jobs, after=ablation_jobs(build.Builder(inp), rcfg))
     name = build.submission_name(rcfg, inp.recipe)
     rows = [row(workdir, release, t, name) for t in rcfg.tasks]

@@ -1,5 +1,5 @@
 """Jobs both plans make (``run/build.py``: per-frame tracks; ``run/build_video.py``: per-video tracks): the audio
-and text stores, the frozen-backbone vision store, the submission name. Each takes the plan builder ``b``
+and text stores, the frozen-backbone vision store, a demo's synthetic release, the submission name. Each takes the plan builder ``b``
 (``run.build.Builder``: ``b.add(id, stage, args, deps)``) and the command line's ``RunInputs``; it reads the
 recipe's config files and writes nothing."""
 
@@ -51,6 +51,12 @@ def text_args(inp, recipe: str, synth: bool = False) -> list[str]:
     if not encoder:
         raise AbawError(f"recipe {recipe!r} fuses text: pass --text-encoder DIR (a local transformers text encoder)")
     return ["extract", "text", *source, "--encoder", encoder]
+
+
+def synth_job(b, release, seed: int, *extra: str) -> str:
+    """A demo's first job: ``abaw synth RELEASE [EXTRA] --recipe R --seed S``, done once its record is written."""
+    return b.add("synth", "synth", ["synth", str(release), *extra, "--recipe", b.inp.recipe, "--seed", str(seed)],
+                 marker=f"{layout.RELEASE}/{layout.SYNTH_RECORD}", common=False)
 
 
 def submission_name(cfg, recipe: str) -> str:
