@@ -58,12 +58,9 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
         raise AbawError(f"synth: need --videos >= 3, --frames >= 30, --size >= 32 and --faces >= 0 "
                         f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
     out = Path(out)
-    if out.exists() and not force:
-        raise AbawError(f"{out} already exists; pass --force to replace it")
+    partial = fresh_partial(out, force)
     t0 = time.time()
     spec = syn.SynthSpec(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     sources = syn.plan_release(spec)
     write_source = syn_mtl.write_source if cfg.track == "mtl" else syn.write_source
     with progress() as bar:
@@ -93,6 +90,16 @@ def run(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     return summary
 
 
+def fresh_partial(out: Path, force: bool) -> Path:
+    """``OUT.partial``, emptied, where a release is written before ``swap_in`` renames it to ``out``; an existing
+    ``out`` without ``force`` is a one-line error (a user's release is never overwritten unasked)."""
+    if out.exists() and not force:
+        raise AbawError(f"{out} already exists; pass --force to replace it")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
 SAME_RELEASE = {"ah_frames": "ah"}  # the frame-level A/H track of ABAW 8 is in the BAH release (release/synth/ah.py)
 VIDEO_LEVEL = {"ah": synth_ah.write_release, "emi": synth_emi.write_release}
 
@@ -103,12 +110,9 @@ def run_video_level(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
     track = cfg.track
     if cfg.videos < 10 or cfg.size < 32:
         raise AbawError(f"synth --track {track}: need --videos >= 10 and --size >= 32 (got {cfg.videos}, {cfg.size})")
-    if out.exists() and not force:
-        raise AbawError(f"{out} already exists; pass --force to replace it")
+    partial = fresh_partial(out, force)
     t0 = time.time()
     spec = ClipSpec(videos=cfg.videos, fps=cfg.fps, size=cfg.size, audio_rate=cfg.audio_rate, seed=cfg.seed)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     with progress() as bar:
         job = bar.add_task(f"synth {track} clips", total=cfg.videos)
@@ -127,12 +131,9 @@ def run_ce(cfg: SynthConfig, out: Path, force: bool = False) -> dict:
         raise AbawError(f"synth --track ce: need --videos >= 1, --frames >= 30, --size >= 32 and --faces >= 1 "
                         f"(got {cfg.videos}, {cfg.frames}, {cfg.size}, {cfg.faces})")
     out = Path(out)
-    if out.exists() and not force:
-        raise AbawError(f"{out} already exists; pass --force to replace it")
+    partial = fresh_partial(out, force)
     t0 = time.time()
     spec = synth_ce.CeSynth(cfg.videos, cfg.frames, cfg.size, cfg.fps, cfg.audio_rate, cfg.seed, cfg.faces)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     summary = synth_ce.write_release(partial, spec) | {"seconds": round(time.time() - t0, 2)}
     write_json(partial / layout.SYNTH_RECORD, {"config": to_dict(cfg), "summary": summary})
     swap_in(partial, out)
