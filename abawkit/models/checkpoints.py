@@ -28,7 +28,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -315,12 +315,21 @@ def load_tmf(path: str | Path) -> tuple[torch.nn.Module, dict]:
     Checkpoints written before the common format (``{"model", "arch", "features", "record"}``) load too."""
     from abawkit.models.tmf import TMF, TMFArch
 
+    return rebuild(path, "tmf", "TMF", "TMF", lambda arch: TMF(TMFArch.from_dict(arch)), legacy=True)
+
+
+def rebuild(path: str | Path, kind: str, what: str, arch_what: str, make: Callable[[dict], torch.nn.Module],
+            legacy: bool = False) -> tuple[torch.nn.Module, dict]:
+    """A trained model of ``kind`` rebuilt from its checkpoint alone: ``make(arch dict)`` builds it, the weights
+    must fit it -> (model in eval mode, the checkpoint's other entries). ``legacy``: a checkpoint without
+    ``format``/``kind`` (written before the common format) is taken as this kind. Each refusal is one line."""
     obj = read_checkpoint(path)
-    if obj.get("format", FORMAT) != FORMAT or obj.get("kind", "tmf") != "tmf" or "arch" not in obj:
-        raise AbawError(f"{path}: not a trained abawkit TMF (kind {obj.get('kind')!r})")
+    fmt, got = (obj.get("format", FORMAT), obj.get("kind", kind)) if legacy else (obj.get("format"), obj.get("kind"))
+    if fmt != FORMAT or got != kind or "arch" not in obj:
+        raise AbawError(f"{path}: not a trained abawkit {what} (kind {obj.get('kind')!r})")
     try:
-        model = TMF(TMFArch.from_dict(obj["arch"]))
+        model = make(obj["arch"])
     except (TypeError, ValueError) as exc:
-        raise AbawError(f"{path}: TMF arch not understood ({exc})") from None
-    load_checked(model, obj["model"], f"{path}: weights do not fit the saved TMF arch")
+        raise AbawError(f"{path}: {arch_what} arch not understood ({exc})") from None
+    load_checked(model, obj["model"], f"{path}: weights do not fit the saved {arch_what} arch")
     return model.eval(), {k: v for k, v in obj.items() if k != "model"}

@@ -23,7 +23,7 @@ from torch import nn
 
 from abawkit.errors import AbawError
 from abawkit.labels import TaskSpec
-from abawkit.models.checkpoints import FORMAT, load_checked, read_checkpoint
+from abawkit.models.checkpoints import rebuild
 from abawkit.models.tmf import sinusoidal
 from abawkit.models.video_arch import KINDS, POOLS, VideoArch, VideoSettings
 
@@ -112,12 +112,4 @@ def build_video_model(settings: VideoSettings, parts: tuple[int, ...], spec: Tas
 
 def load_video_model(path: str | Path) -> tuple[VideoModel, dict]:
     """Rebuild a trained video-level model from its checkpoint alone (``arch`` inside) -> (model in eval mode, meta)."""
-    obj = read_checkpoint(path)
-    if obj.get("format") != FORMAT or obj.get("kind") != KIND or "arch" not in obj:
-        raise AbawError(f"{path}: not a trained abawkit video-level model (kind {obj.get('kind')!r})")
-    try:
-        model = VideoModel(VideoArch.from_dict(obj["arch"]))
-    except (TypeError, ValueError) as exc:
-        raise AbawError(f"{path}: video model arch not understood ({exc})") from None
-    load_checked(model, obj["model"], f"{path}: weights do not fit the saved video model arch")
-    return model.eval(), {k: v for k, v in obj.items() if k != "model"}
+    return rebuild(path, KIND, "video-level model", "video model", lambda arch: VideoModel(VideoArch.from_dict(arch)))
