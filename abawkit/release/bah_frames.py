@@ -39,7 +39,11 @@ class FrameLabels:
     file: Path | None = None
     labels: dict[str, dict[int, int]] = field(default_factory=dict)
     template: Path | None = None
-    tests: list[str] = field(default_factory=list)
+    listed: dict[str, np.ndarray] = field(default_factory=dict)  # the frame list: {video: 1-based frames}, its order
+
+    @property
+    def tests(self) -> list[str]:
+        return list(self.listed)
 
 
 def _video_key(key: object, names: set[str]) -> str | None:
@@ -97,10 +101,7 @@ def read_frames(videos: VideoLabels) -> FrameLabels | None:
     if ann is None and lst is None:
         return None
     known = set(videos.names) | set(videos.tests)
-    out = FrameLabels(ann, read_annotation(ann, known) if ann else {}, lst)
-    if lst is not None:
-        out.tests = list(ah_frames.read_list(lst))
-    return out
+    return FrameLabels(ann, read_annotation(ann, known) if ann else {}, lst, ah_frames.read_list(lst) if lst else {})
 
 
 def to_annotations(found: FrameLabels, videos: VideoLabels, n_frames: dict[str, int]) -> Annotations:

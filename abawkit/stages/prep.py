@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abawkit.formats import ah_frames as ah_frames_format
 from abawkit.console import console, progress, table
 from abawkit.errors import AbawError, where
 from abawkit.io import write_json, write_parquet
@@ -376,7 +375,7 @@ def frame_level_ah(got, found: dict[str, VideoLabels], n_frames: dict[str, int])
     if got is None:
         return {}
     if got.template is not None:
-        ce_release.grow_to_list(ah_frames_format.read_list(got.template), n_frames)
+        ce_release.grow_to_list(got.listed, n_frames)
     return {"ah_frames": bah_frames.to_annotations(got, found["ah"], n_frames)} if got.labels else {}
 
 
