@@ -132,9 +132,15 @@ class HashingEncoder:
 # ----------------------------------------------------------------------------- one video
 def video_text_features(encoder: Any, segments: list[Segment], n_frames: int, fps: float) -> np.ndarray:
     """A video's segments -> ``[n_frames, dim + 1]`` (embedding, speech flag) on the prep clock."""
+    return segment_features(encoder, segments, frame_times(n_frames, fps))
+
+
+def segment_features(encoder: Any, segments: list[Segment], frame_t: np.ndarray) -> np.ndarray:
+    """The spoken segments embedded and put on the frames at times ``frame_t`` [N] s -> ``[N, dim + 1]`` (empty
+    or zero-length segments are skipped). ``abaw predict`` passes a clip's own frame timestamps."""
     segments = [s for s in segments if s.text and s.end > s.start]
     emb = encoder([s.text for s in segments]) if segments else np.zeros((0, encoder.dim), np.float32)
-    return place_segments(segments, emb, frame_times(n_frames, fps))
+    return place_segments(segments, emb, frame_t)
 
 
 def transcribe(recogniser: Any, audio: str | Path | None) -> tuple[list[Segment], float | None]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from abawkit.errors import AbawError
 from abawkit.features.audio import extract_frames
-from abawkit.features.registry import settings_from_store
+from abawkit.features.registry import TextSettings, settings_from_store
 from abawkit.features.store import INFO, extraction_precision
 from abawkit.features.vision import check_pooling
 from abawkit.frames import nearest
@@ -84,14 +84,13 @@ def audio_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     return extract_frames(ext, clip.wav, clip.n_frames, clip.fps, clip.times).astype(np.float32)
 
 
-def clip_transcript(models: Models, store_name: str, clip: Clip) -> list:
+def clip_transcript(models: Models, store_name: str, s: TextSettings, manifest: dict, clip: Clip) -> list:
     """What was said in the clip: ``<transcripts>/<video stem>.json`` when predict was given a folder, else
-    the store's own recogniser (the Whisper folder it recorded, or PocketSphinx) on the clip's audio."""
+    the store's own recogniser (``s``: its settings; the Whisper folder its ``manifest`` recorded, or
+    PocketSphinx) on the clip's audio."""
     from abawkit.features.asr import build_asr
     from abawkit.features.text import read_transcript, transcribe
 
-    d, info, manifest = read_store(models.workdir, store_name)
-    _, s = settings_from_store(info, d / INFO)
     given = getattr(models.cfg, "transcripts", "")
     if given:
         path = Path(given) / f"{clip.path.stem}.json"
@@ -117,7 +116,7 @@ def clip_transcript(models: Models, store_name: str, clip: Clip) -> list:
 def text_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     """Re-run the text extractor that made ``features/<store_name>`` (its encoder: word hashing or the
     transformers folder it recorded) on the clip's words, placed on its frame times: [n, dim + 1]."""
-    from abawkit.features.text import place_segments
+    from abawkit.features.text import segment_features
 
     d, info, manifest = read_store(models.workdir, store_name)
     entry, s = settings_from_store(info, d / INFO)
@@ -125,9 +124,7 @@ def text_part(models: Models, store_name: str, clip: Clip) -> np.ndarray:
     if not s.weight_free and (ckpt is None or not ckpt.is_dir()):
         raise AbawError(f"{d}/{MANIFEST}: its text encoder folder is missing; re-run `abaw extract text --force`")
     encoder = models.cached(("text", store_name), lambda: entry.build(s, ckpt, models.device))
-    segments = [g for g in clip_transcript(models, store_name, clip) if g.text and g.end > g.start]
-    emb = encoder([g.text for g in segments]) if segments else np.zeros((0, encoder.dim), np.float32)
-    return place_segments(segments, emb, clip.times).astype(np.float32)
+    return segment_features(encoder, clip_transcript(models, store_name, s, manifest, clip), clip.times)
 
 
 def clip_parts(models: Models, stores: list[str], clip: Clip, face: int, frames: np.ndarray,
